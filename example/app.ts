@@ -1,0 +1,86 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import wsc, { extractBearerToken, type WscOptions } from 'fastify-wsc'
+import { verifyHs256 } from './jwt.js'
+
+export interface ExampleOptions {
+  /** HS256 secret; unset: development mode, the bearer token is the user id. */
+  jwtSecret?: string | undefined
+  /** When set, /api/* requires `Authorization: Bearer <apiToken>`. */
+  apiToken?: string | undefined
+  wsc?: WscOptions
+  fastify?: FastifyServerOptions
+}
+
+interface SendBody {
+  to: { user: string } | { room: string } | { connection: string } | { broadcast: true }
+  data: unknown
+}
+
+const sendSchema = {
+  body: {
+    type: 'object',
+    required: ['to', 'data'],
+    properties: {
+      to: {
+        type: 'object',
+        minProperties: 1,
+        maxProperties: 1,
+        properties: {
+          user: { type: 'string', minLength: 1, maxLength: 256 },
+          room: { type: 'string', minLength: 1, maxLength: 256 },
+          connection: { type: 'string', minLength: 1, maxLength: 256 },
+          broadcast: { const: true }
+        },
+        additionalProperties: false
+      },
+      data: {}
+    }
+  }
+}
+
+/** The example app: fastify-wsc with token auth, a send API, presence and node listing. */
+export async function buildExampleApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, ...options.fastify })
+  const { jwtSecret, apiToken } = options
+
+  await app.register(wsc, {
+    ...options.wsc,
+    authenticate: (request) => {
+      const token = extractBearerToken({
+        authorization: request.headers.authorization,
+        protocol: request.headers['sec-websocket-protocol'],
+        url: request.url
+      })
+      if (token === undefined) return null
+      const userId = jwtSecret === undefined || jwtSecret === '' ? token : verifyHs256(token, jwtSecret)
+      return userId === undefined ? null : { userId }
+    }
+  })
+
+  await app.register(async function api (api) {
+    if (apiToken !== undefined && apiToken !== '') {
+      api.addHook('onRequest', async (request, reply) => {
+        if (request.headers.authorization !== `Bearer ${apiToken}`) {
+          return reply.code(401).send({ statusCode: 401, error: 'unauthorized' })
+        }
+      })
+    }
+
+    api.post<{ Body: SendBody }>('/send', { schema: sendSchema }, async (request) => {
+      const { to, data } = request.body
+      if ('user' in to) return app.wsc.sendToUser(to.user, data)
+      if ('room' in to) return app.wsc.sendToRoom(to.room, data)
+      if ('connection' in to) return app.wsc.sendToConnection(to.connection, data)
+      return app.wsc.broadcast(data)
+    })
+
+    api.get<{ Params: { user: string } }>('/presence/:user', async (request) => {
+      const connections = await app.wsc.presence(request.params.user)
+      return { user: request.params.user, online: connections.length > 0, connections }
+    })
+
+    api.get('/nodes', async () => ({ nodes: await app.wsc.nodes() }))
+  }, { prefix: '/api' })
+
+  return app
+}

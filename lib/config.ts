@@ -1,0 +1,294 @@
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { ConfigError } from './errors.js'
+
+/** The resolved configuration: every key has a value, durations in ms, sizes in bytes. */
+export interface WscConfig {
+  server: {
+    /** Address other nodes use to reach this one (`WSC_NODE_IP`); empty = detected. */
+    nodeIp: string
+    /** HTTP port other nodes use (`WSC_NODE_PORT`); 0 = the listen port. */
+    nodePort: number
+  }
+  redis: {
+    /** `host:port` or `redis://…` of a standalone Redis (`REDIS_ADDR`); empty = no Redis. */
+    addr: string
+    password: string
+    db: number
+    mode: 'auto' | 'standalone' | 'sentinel' | 'cluster'
+    /** Sentinel addresses, `host:port` each. */
+    sentinels: string[]
+    masterName: string
+    /** Cluster seed nodes, `host:port` each. */
+    clusterNodes: string[]
+    poolSize: number
+    minIdleConns: number
+    /** Prefix of every key and channel. */
+    prefix: string
+  }
+  distributed: {
+    /** Route through Redis when it is configured; false keeps the node alone even with Redis. */
+    enabled: boolean
+    nodeDiscoveryInterval: number
+    heartbeatInterval: number
+  }
+  websocket: {
+    path: string
+    maxConnections: number
+    /** 0 = unlimited. */
+    maxConnectionsPerUser: number
+    messageBufferSize: number
+    maxBufferedBytes: number
+    heartbeatInterval: number
+    maxPayload: number
+    /** Frames per second a connection may send; 0 = unlimited. */
+    rateLimit: number
+    rateBurst: number
+    rateLimitStrikes: number
+    maxRoomsPerConnection: number
+  }
+  store: {
+    /** Messages kept per user for `since` replay and offline delivery in memory. */
+    inboxSize: number
+  }
+  mysql: {
+    url: string
+    host: string
+    port: number
+    user: string
+    password: string
+    database: string
+    poolSize: number
+  }
+}
+
+/** What the plugin options may set: any subset of {@link WscConfig}; durations and sizes also as strings. */
+export type WscConfigInput = {
+  [S in keyof WscConfig]?: { [K in keyof WscConfig[S]]?: WscConfig[S][K] | (WscConfig[S][K] extends number ? string : never) }
+}
+
+type Kind = 'string' | 'int' | 'duration' | 'bytes' | 'bool' | 'list' | 'enum'
+
+/** One configuration key: its file name, env var, type, bounds and default. */
+export interface ConfigKey {
+  /** snake_case path as written in config.yaml, e.g. `websocket.max_connections`. */
+  key: string
+  env?: string
+  kind: Kind
+  default: string | number | boolean | string[]
+  min?: number
+  max?: number
+  values?: readonly string[]
+  doc: string
+}
+
+const SECOND = 1000
+const KIB = 1024
+const MIB = 1024 * KIB
+
+/** Every configuration key. docs/configuration.md is this table in prose. */
+export const CONFIG_KEYS: readonly ConfigKey[] = [
+  { key: 'server.node_ip', env: 'WSC_NODE_IP', kind: 'string', default: '', doc: 'address of this node for other nodes; empty: POD_IP or the first non-internal IPv4' },
+  { key: 'server.node_port', env: 'WSC_NODE_PORT', kind: 'int', default: 0, min: 0, max: 65535, doc: 'HTTP port of this node for other nodes; 0: the listen port' },
+  { key: 'redis.addr', env: 'REDIS_ADDR', kind: 'string', default: '', doc: 'standalone Redis as host:port or redis:// URL; empty: no Redis (embedded default)' },
+  { key: 'redis.password', env: 'REDIS_PASSWORD', kind: 'string', default: '', doc: 'Redis password' },
+  { key: 'redis.db', env: 'REDIS_DB', kind: 'int', default: 0, min: 0, max: 255, doc: 'Redis database number (standalone and Sentinel)' },
+  { key: 'redis.mode', env: 'REDIS_MODE', kind: 'enum', values: ['auto', 'standalone', 'sentinel', 'cluster'], default: 'auto', doc: 'auto: cluster when cluster_nodes is set, sentinel when sentinels is set, else standalone' },
+  { key: 'redis.sentinels', env: 'REDIS_SENTINELS', kind: 'list', default: [], doc: 'Sentinel addresses, host:port, comma-separated in the env var' },
+  { key: 'redis.master_name', env: 'REDIS_MASTER_NAME', kind: 'string', default: 'mymaster', doc: 'Sentinel master name' },
+  { key: 'redis.cluster_nodes', env: 'REDIS_CLUSTER_NODES', kind: 'list', default: [], doc: 'Redis Cluster seed nodes, host:port, comma-separated in the env var' },
+  { key: 'redis.pool_size', env: 'REDIS_POOL_SIZE', kind: 'int', default: 4, min: 1, max: 256, doc: 'command connections to Redis (Pub/Sub uses its own)' },
+  { key: 'redis.min_idle_conns', env: 'REDIS_MIN_IDLE_CONNS', kind: 'int', default: 1, min: 0, max: 256, doc: 'command connections opened at start-up, before they are needed' },
+  { key: 'redis.prefix', env: 'WSC_REDIS_PREFIX', kind: 'string', default: 'wsc:', doc: 'prefix of every Redis key and channel' },
+  { key: 'distributed.enabled', env: 'WSC_DISTRIBUTED_ENABLED', kind: 'bool', default: true, doc: 'route through Redis when Redis is configured' },
+  { key: 'distributed.node_discovery_interval', env: 'WSC_NODE_DISCOVERY_INTERVAL', kind: 'duration', default: 10 * SECOND, min: 100, max: 600 * SECOND, doc: 'how often the live node list is refreshed and dead nodes reaped' },
+  { key: 'distributed.heartbeat_interval', env: 'WSC_NODE_HEARTBEAT_INTERVAL', kind: 'duration', default: 5 * SECOND, min: 100, max: 600 * SECOND, doc: 'how often the node registry entry is rewritten; its TTL is 3x this' },
+  { key: 'websocket.path', kind: 'string', default: '/ws', doc: 'WebSocket route' },
+  { key: 'websocket.max_connections', env: 'WSC_MAX_CONNECTIONS', kind: 'int', default: 10000, min: 1, max: 10_000_000, doc: 'connections per node; past it upgrades get 503 with Retry-After' },
+  { key: 'websocket.max_connections_per_user', env: 'WSC_MAX_CONNECTIONS_PER_USER', kind: 'int', default: 0, min: 0, max: 1_000_000, doc: 'connections per user across the cluster; past it the oldest closes with 1008; 0: unlimited' },
+  { key: 'websocket.message_buffer_size', env: 'WSC_MESSAGE_BUFFER_SIZE', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'frames queued to one connection before it is closed with 1013' },
+  { key: 'websocket.max_buffered_bytes', env: 'WSC_MAX_BUFFERED_BYTES', kind: 'bytes', default: 4 * MIB, min: 1 * KIB, max: 1024 * MIB, doc: 'bytes queued to one connection before it is closed with 1013' },
+  { key: 'websocket.heartbeat_interval', env: 'WSC_HEARTBEAT_INTERVAL', kind: 'duration', default: 30 * SECOND, min: 100, max: 3600 * SECOND, doc: 'WebSocket ping period; two missed pings close the connection' },
+  { key: 'websocket.max_payload', env: 'WSC_MAX_PAYLOAD', kind: 'bytes', default: 64 * KIB, min: 256, max: 64 * MIB, doc: 'largest frame a client may send (close 1009) and largest message the server sends' },
+  { key: 'websocket.rate_limit', env: 'WSC_RATE_LIMIT', kind: 'int', default: 100, min: 0, max: 1_000_000, doc: 'frames per second one connection may send (token bucket); 0: unlimited' },
+  { key: 'websocket.rate_burst', env: 'WSC_RATE_BURST', kind: 'int', default: 200, min: 1, max: 1_000_000, doc: 'bucket size: frames a connection may send at once' },
+  { key: 'websocket.rate_limit_strikes', env: 'WSC_RATE_LIMIT_STRIKES', kind: 'int', default: 50, min: 1, max: 1_000_000, doc: 'RATE_LIMITED refusals within 10 s before the connection is closed with 1008' },
+  { key: 'websocket.max_rooms_per_connection', env: 'WSC_MAX_ROOMS_PER_CONNECTION', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'rooms one connection may be in' },
+  { key: 'store.inbox_size', env: 'WSC_INBOX_SIZE', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'recent messages kept per user for since= replay and offline delivery' },
+  { key: 'mysql.url', env: 'MYSQL_URL', kind: 'string', default: '', doc: 'mysql://user:pass@host:port/db; set it (or mysql.host) to persist user messages' },
+  { key: 'mysql.host', env: 'MYSQL_HOST', kind: 'string', default: '', doc: 'MySQL host when mysql.url is not used' },
+  { key: 'mysql.port', env: 'MYSQL_PORT', kind: 'int', default: 3306, min: 1, max: 65535, doc: 'MySQL port' },
+  { key: 'mysql.user', env: 'MYSQL_USER', kind: 'string', default: 'root', doc: 'MySQL user' },
+  { key: 'mysql.password', env: 'MYSQL_PASSWORD', kind: 'string', default: '', doc: 'MySQL password' },
+  { key: 'mysql.database', env: 'MYSQL_DATABASE', kind: 'string', default: 'wsc', doc: 'MySQL database' },
+  { key: 'mysql.pool_size', env: 'MYSQL_POOL_SIZE', kind: 'int', default: 10, min: 1, max: 1000, doc: 'MySQL connections' }
+]
+
+const camel = (snake: string): string => snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: SECOND, m: 60 * SECOND, h: 3600 * SECOND }
+const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1000, kib: KIB, m: 1000 * 1000, mb: 1000 * 1000, mib: MIB, g: 1e9, gb: 1e9, gib: 1024 * MIB }
+
+function describeAllowed (spec: ConfigKey): string {
+  const range = spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : ''
+  switch (spec.kind) {
+    case 'int': return `an integer${range}`
+    case 'duration': return `a duration such as 500ms, 5s, 2m (or ms as a number)${range === '' ? '' : ` from ${spec.min} ms to ${spec.max} ms`}`
+    case 'bytes': return `a size such as 65536, 64KiB, 4MiB${range === '' ? '' : ` from ${spec.min} to ${spec.max} bytes`}`
+    case 'bool': return 'true or false'
+    case 'enum': return `one of ${spec.values?.join(', ')}`
+    case 'list': return 'a list (comma-separated in an env var)'
+    default: return 'a string'
+  }
+}
+
+type Coerced = { ok: true, value: unknown } | { ok: false }
+
+function coerce (spec: ConfigKey, raw: unknown): Coerced {
+  const bounded = (n: number): Coerced =>
+    Number.isSafeInteger(n) && (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max)
+      ? { ok: true, value: n }
+      : { ok: false }
+  switch (spec.kind) {
+    case 'string':
+      return typeof raw === 'string' || typeof raw === 'number' ? { ok: true, value: String(raw) } : { ok: false }
+    case 'int':
+      if (typeof raw === 'number') return bounded(raw)
+      if (typeof raw === 'string' && /^-?\d+$/.test(raw.trim())) return bounded(Number(raw.trim()))
+      return { ok: false }
+    case 'duration': {
+      if (typeof raw === 'number') return bounded(raw)
+      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim()) : null
+      if (m === null) return { ok: false }
+      return bounded(Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? 1)))
+    }
+    case 'bytes': {
+      if (typeof raw === 'number') return bounded(raw)
+      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(raw.trim()) : null
+      const unit = m === null ? undefined : BYTE_UNITS[(m[2] ?? '').toLowerCase()]
+      if (m === null || unit === undefined) return { ok: false }
+      return bounded(Math.round(Number(m[1]) * unit))
+    }
+    case 'bool':
+      if (typeof raw === 'boolean') return { ok: true, value: raw }
+      if (typeof raw === 'string' && /^(true|1|yes|on)$/i.test(raw.trim())) return { ok: true, value: true }
+      if (typeof raw === 'string' && /^(false|0|no|off)$/i.test(raw.trim())) return { ok: true, value: false }
+      return { ok: false }
+    case 'enum':
+      return typeof raw === 'string' && spec.values?.includes(raw.trim()) === true ? { ok: true, value: raw.trim() } : { ok: false }
+    case 'list':
+      if (Array.isArray(raw) && raw.every((item) => typeof item === 'string')) return { ok: true, value: raw.map((s: string) => s.trim()).filter(Boolean) }
+      if (typeof raw === 'string') return { ok: true, value: raw.split(',').map((s) => s.trim()).filter(Boolean) }
+      return { ok: false }
+  }
+}
+
+/** Expands `${VAR}` and `${VAR:-default}` from `env` in a string. */
+export function expandEnv (text: string, env: NodeJS.ProcessEnv): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => {
+    const value = env[name]
+    return value === undefined || value === '' ? (fallback ?? '') : value
+  })
+}
+
+function expandTree (value: unknown, env: NodeJS.ProcessEnv): unknown {
+  if (typeof value === 'string') return expandEnv(value, env)
+  if (Array.isArray(value)) return value.map((item) => expandTree(item, env))
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandTree(v, env)]))
+  }
+  return value
+}
+
+function showValue (raw: unknown): string {
+  const text = typeof raw === 'string' ? JSON.stringify(raw) : JSON.stringify(raw) ?? String(raw)
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text
+}
+
+/** Flattens `{ websocket: { max_connections: 1 } }` into `websocket.max_connections`, rejecting unknown keys. */
+function flatten (tree: unknown, origin: string, naming: 'snake' | 'camel'): Map<string, unknown> {
+  const out = new Map<string, unknown>()
+  if (tree === undefined || tree === null) return out
+  if (typeof tree !== 'object' || Array.isArray(tree)) {
+    throw new ConfigError(`config: ${origin} must be a mapping of sections (server, redis, distributed, websocket, store, mysql)`)
+  }
+  const known = new Map(CONFIG_KEYS.map((spec) => {
+    const [section = '', name = ''] = spec.key.split('.')
+    return [naming === 'snake' ? spec.key : `${section}.${camel(name)}`, spec.key]
+  }))
+  for (const [section, body] of Object.entries(tree)) {
+    if (body === undefined || body === null) continue
+    if (typeof body !== 'object' || Array.isArray(body)) {
+      throw new ConfigError(`config: ${section} in ${origin} must be a mapping, got ${showValue(body)}`)
+    }
+    for (const [name, value] of Object.entries(body)) {
+      const canonical = known.get(`${section}.${name}`)
+      if (canonical === undefined) {
+        throw new ConfigError(`config: unknown key ${section}.${name} in ${origin}; see docs/configuration.md for the keys`)
+      }
+      if (value !== undefined) out.set(canonical, value)
+    }
+  }
+  return out
+}
+
+export interface LoadConfigInput {
+  /** The plugin's configuration options (highest precedence), camelCase keys. */
+  options?: WscConfigInput | undefined
+  env?: NodeJS.ProcessEnv
+  /** Path of config.yaml; default `WSC_CONFIG` from `env`; none when neither is set. */
+  file?: string | undefined
+}
+
+/**
+ * Loads the configuration with precedence options > environment > config.yaml > defaults.
+ * Throws `WSC_ERR_CONFIG` with one line naming the key, the bad value, its origin and what is allowed.
+ */
+export function loadConfig (input: LoadConfigInput = {}): WscConfig {
+  const env = input.env ?? process.env
+  const file = input.file ?? (env.WSC_CONFIG === '' ? undefined : env.WSC_CONFIG)
+  let fromFile = new Map<string, unknown>()
+  if (file !== undefined) {
+    let text: string
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch (err) {
+      throw new ConfigError(`config: cannot read ${file} (WSC_CONFIG): ${(err as Error).message}`)
+    }
+    let parsed: unknown
+    try {
+      parsed = parseYaml(text)
+    } catch (err) {
+      throw new ConfigError(`config: ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+    }
+    fromFile = flatten(expandTree(parsed, env), file, 'snake')
+  }
+  const fromOptions = flatten(input.options, 'plugin options', 'camel')
+
+  const config: Record<string, Record<string, unknown>> = {}
+  for (const spec of CONFIG_KEYS) {
+    const [section = '', name = ''] = spec.key.split('.')
+    let raw: unknown
+    let origin: string
+    if (fromOptions.has(spec.key)) {
+      raw = fromOptions.get(spec.key)
+      origin = 'plugin option'
+    } else if (spec.env !== undefined && env[spec.env] !== undefined && env[spec.env] !== '') {
+      raw = env[spec.env]
+      origin = spec.env
+    } else if (fromFile.has(spec.key) && fromFile.get(spec.key) !== '') {
+      raw = fromFile.get(spec.key)
+      origin = file ?? 'config file'
+    } else {
+      raw = spec.default
+      origin = 'default'
+    }
+    const result = coerce(spec, raw)
+    if (!result.ok) {
+      throw new ConfigError(`config: ${spec.key} = ${showValue(raw)} (from ${origin}) is invalid: expected ${describeAllowed(spec)}`)
+    }
+    config[section] ??= {}
+    config[section][camel(name)] = result.value
+  }
+  return config as unknown as WscConfig
+}

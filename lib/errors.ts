@@ -1,0 +1,25 @@
+import createError from '@fastify/error'
+
+/** Start-up stopped by a bad configuration value; the message names the key, the value and what is allowed. */
+export const ConfigError = createError('WSC_ERR_CONFIG', '%s', 500)
+
+/** A plugin option is missing or invalid. */
+export const OptionError = createError('WSC_ERR_OPTION', 'option %s: %s', 500, TypeError)
+
+/** `authenticate` may throw this to refuse an upgrade with HTTP 401. */
+export const UnauthorizedError = createError('WSC_ERR_UNAUTHORIZED', '%s', 401)
+
+/** `authenticate` may throw this to refuse an upgrade with HTTP 403. */
+export const ForbiddenError = createError('WSC_ERR_FORBIDDEN', '%s', 403)
+
+/** A dependency (Redis, MySQL) cannot be reached: the send was not accepted; retry later. */
+export const UnavailableError = createError('WSC_ERR_UNAVAILABLE', 'unavailable: %s', 503)
+
+/** A message payload cannot be sent: not JSON-serializable or larger than the configured maximum. */
+export const PayloadError = createError('WSC_ERR_PAYLOAD', 'payload refused: %s', 400, TypeError)
+
+/** A send target (user id, room name, connection id) is malformed. */
+export const TargetError = createError('WSC_ERR_TARGET', 'bad target: %s', 400, TypeError)
+
+/** The node is shutting down and no longer accepts sends. */
+export const ClosedError = createError('WSC_ERR_CLOSED', 'closed: %s', 503)

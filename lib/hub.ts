@@ -1,0 +1,100 @@
+import type { ClientConnection } from './client-connection.js'
+import type { Target } from './protocol.js'
+
+/**
+ * The node's local connections, by id, by user (every device, oldest first) and by room.
+ * Fan-out turns a frame into bytes once and hands the same buffer to every recipient.
+ */
+export class LocalHub {
+  readonly #connections = new Map<string, ClientConnection>()
+  readonly #byUser = new Map<string, Set<ClientConnection>>()
+  readonly #byRoom = new Map<string, Set<ClientConnection>>()
+
+  get size (): number {
+    return this.#connections.size
+  }
+
+  /** Local rooms with at least one member. */
+  get roomCount (): number {
+    return this.#byRoom.size
+  }
+
+  [Symbol.iterator] (): IterableIterator<ClientConnection> {
+    return this.#connections.values()
+  }
+
+  get (connectionId: string): ClientConnection | undefined {
+    return this.#connections.get(connectionId)
+  }
+
+  /** The user's local connections, oldest first. */
+  user (userId: string): ReadonlySet<ClientConnection> {
+    return this.#byUser.get(userId) ?? EMPTY
+  }
+
+  room (room: string): ReadonlySet<ClientConnection> {
+    return this.#byRoom.get(room) ?? EMPTY
+  }
+
+  add (connection: ClientConnection): void {
+    this.#connections.set(connection.id, connection)
+    let devices = this.#byUser.get(connection.userId)
+    if (devices === undefined) this.#byUser.set(connection.userId, devices = new Set())
+    devices.add(connection)
+  }
+
+  /** Removes the connection; returns the rooms that have no local member left, undefined if it was not here. */
+  remove (connection: ClientConnection): string[] | undefined {
+    if (this.#connections.get(connection.id) !== connection) return undefined
+    this.#connections.delete(connection.id)
+    const devices = this.#byUser.get(connection.userId)
+    devices?.delete(connection)
+    if (devices?.size === 0) this.#byUser.delete(connection.userId)
+    const emptied: string[] = []
+    for (const room of connection.rooms ?? []) {
+      if (this.leave(connection, room)) emptied.push(room)
+    }
+    return emptied
+  }
+
+  /** Adds the connection to the room; returns true when the room had no local member before. */
+  join (connection: ClientConnection, room: string): boolean {
+    let members = this.#byRoom.get(room)
+    const first = members === undefined
+    if (members === undefined) this.#byRoom.set(room, members = new Set())
+    members.add(connection)
+    ;(connection.rooms ??= new Set()).add(room)
+    return first
+  }
+
+  /** Removes the connection from the room; returns true when the room has no local member left. */
+  leave (connection: ClientConnection, room: string): boolean {
+    connection.rooms?.delete(room)
+    const members = this.#byRoom.get(room)
+    if (members?.delete(connection) !== true) return false
+    if (members.size > 0) return false
+    this.#byRoom.delete(room)
+    return true
+  }
+
+  /** Writes the frame to every local connection the target names; returns how many took it. */
+  deliver (target: Target, frame: string, seq?: number): number {
+    const recipients = 'user' in target
+      ? this.#byUser.get(target.user)
+      : 'room' in target
+        ? this.#byRoom.get(target.room)
+        : 'connection' in target
+          ? this.#connections.get(target.connection)
+          : this.#connections.values()
+    if (recipients === undefined) return 0
+    const bytes = Buffer.from(frame)
+    if (!(Symbol.iterator in recipients)) return recipients.deliver(bytes, seq) ? 1 : 0
+    let delivered = 0
+    for (const connection of recipients) {
+      if (connection.deliver(bytes, seq)) delivered++
+    }
+    return delivered
+  }
+}
+
+const EMPTY: ReadonlySet<ClientConnection> = new Set()

@@ -1,0 +1,25 @@
+import type { Message } from './protocol.js'
+
+/** A user-addressed message with its per-user sequence number. */
+export interface StoredMessage extends Message {
+  seq: number
+}
+
+/** What a store promises once `append` resolves; docs/delivery.md explains each. */
+export type Durability = 'memory' | 'redis' | 'mysql'
+
+/** Per-user sequence numbers and the user's inbox, for `since` replay and offline delivery. */
+export interface MessageStore {
+  readonly durability: Durability
+  /** Gives the message the user's next `seq` (strictly increasing, never reused) and keeps it. */
+  append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage>
+  /** Messages with `seq > afterSeq`, ascending, at most `limit`. */
+  since (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]>
+  /** The user's latest `seq`, 0 when none was given. */
+  latestSeq (userId: string): Promise<number>
+  /** The highest `seq` the user acknowledged, 0 when none. */
+  ackedSeq (userId: string): Promise<number>
+  /** Records that the user processed everything up to `seq` (never moves backwards). */
+  ack (userId: string, seq: number): Promise<void>
+  close (): Promise<void>
+}

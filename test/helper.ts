@@ -1,0 +1,130 @@
+import type { TestContext } from 'node:test'
+import Fastify, { type FastifyInstance } from 'fastify'
+import WebSocket from 'ws'
+import wsc, { type WscOptions } from '../plugins/index.js'
+
+/** Builds the plugin in a Fastify app listening on 127.0.0.1, closed in `t.after`. Tokens are user ids. */
+export async function build (t: TestContext, options: WscOptions = {}): Promise<{ app: FastifyInstance, url: (query?: string) => string }> {
+  const app = Fastify({ logger: false })
+  await app.register(wsc, {
+    nodeId: 'test-node',
+    authenticate: (request) => {
+      const token = new URL(request.url, 'http://x').searchParams.get('token')
+      return token === null ? null : { userId: token }
+    },
+    ...options
+  })
+  t.after(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  return { app, url: (query = '') => `ws://127.0.0.1:${port}/ws${query === '' ? '' : `?${query}`}` }
+}
+
+export type Frame = Record<string, unknown> & { type: string }
+
+/** A refused upgrade as the client saw it. */
+export interface Refusal {
+  statusCode: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
+
+/** Waits for `promise`, failing after `ms` with `what` in the message. */
+export async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** A protocol client over a real `ws` socket that records every frame it receives. */
+export class TestClient {
+  readonly socket: WebSocket
+  readonly frames: Frame[] = []
+  readonly closed: Promise<{ code: number, reason: string }>
+  #waiters: Array<() => void> = []
+
+  constructor (url: string, options: { protocols?: string[], headers?: Record<string, string> } = {}) {
+    this.socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers })
+    this.socket.on('message', (data) => {
+      this.frames.push(JSON.parse(data.toString()) as Frame)
+      this.#wake()
+    })
+    this.closed = new Promise((resolve) => {
+      this.socket.on('close', (code, reason) => {
+        resolve({ code, reason: reason.toString() })
+        this.#wake()
+      })
+    })
+    this.socket.on('error', () => {})
+  }
+
+  /** Connects and resolves after the `welcome` frame. */
+  static async connect (url: string, options: { protocols?: string[], headers?: Record<string, string> } = {}): Promise<TestClient> {
+    const client = new TestClient(url, options)
+    await client.next('welcome')
+    return client
+  }
+
+  /** Resolves with the HTTP answer of an upgrade the server refused; rejects if it was accepted. */
+  static async refusal (url: string, headers: Record<string, string> = {}): Promise<Refusal> {
+    return within(new Promise((resolve, reject) => {
+      const socket = new WebSocket(url, { headers })
+      socket.on('unexpected-response', (_req, res) => {
+        let body = ''
+        res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+        res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body }))
+      })
+      socket.on('open', () => {
+        socket.close()
+        reject(new Error('upgrade was accepted'))
+      })
+      socket.on('error', () => {})
+    }), 5000, 'an upgrade refusal')
+  }
+
+  #wake (): void {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const wake of waiters) wake()
+  }
+
+  send (frame: unknown): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+  }
+
+  /** The next unread frame of `type` (frames of other types before it stay unread). */
+  async next (type: string, ms = 5000): Promise<Frame> {
+    return within((async () => {
+      for (;;) {
+        for (let i = 0; i < this.frames.length; i++) {
+          const frame = this.frames[i] as Frame
+          if (frame.type === type) {
+            this.frames.splice(i, 1)
+            return frame
+          }
+        }
+        if (this.socket.readyState >= WebSocket.CLOSING) throw new Error(`socket closed while waiting for ${type}`)
+        await new Promise<void>((resolve) => this.#waiters.push(resolve))
+      }
+    })(), ms, `a ${type} frame`)
+  }
+
+  /** Collects `count` frames of `type`, in arrival order. */
+  async take (type: string, count: number, ms = 10_000): Promise<Frame[]> {
+    const deadline = Date.now() + ms
+    const out: Frame[] = []
+    while (out.length < count) out.push(await this.next(type, Math.max(1, deadline - Date.now())))
+    return out
+  }
+
+  async close (): Promise<void> {
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.close()
+    await within(this.closed, 5000, 'close')
+  }
+}
