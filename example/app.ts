@@ -23,15 +23,14 @@ const sendSchema = {
     properties: {
       to: {
         type: 'object',
-        minProperties: 1,
-        maxProperties: 1,
+        // Exactly one target kind; oneOf (not additionalProperties) because Fastify's Ajv strips extras.
+        oneOf: [{ required: ['user'] }, { required: ['room'] }, { required: ['connection'] }, { required: ['broadcast'] }],
         properties: {
           user: { type: 'string', minLength: 1, maxLength: 256 },
           room: { type: 'string', minLength: 1, maxLength: 256 },
           connection: { type: 'string', minLength: 1, maxLength: 256 },
           broadcast: { const: true }
-        },
-        additionalProperties: false
+        }
       },
       data: {}
     }

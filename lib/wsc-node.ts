@@ -316,7 +316,7 @@ export class WscNode extends EventEmitter<WscEvents> {
     switch (frame.type) {
       case 'ping':
         this.#reply(connection, PONG_FRAME)
-        return
+        break
       case 'join': {
         const { room } = frame
         if (connection.rooms?.has(room) !== true) {

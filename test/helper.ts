@@ -115,6 +115,16 @@ export class TestClient {
     })(), ms, `a ${type} frame`)
   }
 
+  /** Resolves once `count` unread frames of `type` have arrived (they stay unread). */
+  async received (type: string, count: number, ms = 10_000): Promise<void> {
+    await within((async () => {
+      while (this.frames.reduce((n, frame) => n + (frame.type === type ? 1 : 0), 0) < count) {
+        if (this.socket.readyState >= WebSocket.CLOSING) throw new Error(`socket closed while waiting for ${count} ${type} frames`)
+        await new Promise<void>((resolve) => this.#waiters.push(resolve))
+      }
+    })(), ms, `${count} ${type} frames`)
+  }
+
   /** Collects `count` frames of `type`, in arrival order. */
   async take (type: string, count: number, ms = 10_000): Promise<Frame[]> {
     const deadline = Date.now() + ms

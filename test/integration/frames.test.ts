@@ -12,6 +12,150 @@ test('welcome names the node, the connection and the user, with the latest seq',
   assert.equal(welcome.heartbeatMs, 30000)
   assert.equal(welcome.seq, 1)
   assert.match(String(welcome.connectionId), /^test-node~/)
-  assert.equal(client.frames.length === 0 || client.frames[0]?.type === 'message', true)
+  assert.equal((await client.next('message')).data, 'before', 'the unacked message follows the welcome')
   await client.close()
+})
+
+test('ping gets pong', async (t) => {
+  const { url } = await build(t)
+  const client = await TestClient.connect(url('token=alice'))
+  client.send({ type: 'ping' })
+  await client.next('pong')
+  client.send({ type: 'ping', id: 'p-1' })
+  await client.next('pong')
+  assert.deepEqual(await client.next('ack'), { type: 'ack', id: 'p-1' })
+})
+
+test('join, publish to the room, leave: joined/ack/message/left frames', async (t) => {
+  const { url } = await build(t)
+  const alice = await TestClient.connect(url('token=alice'))
+  const bob = await TestClient.connect(url('token=bob'))
+  alice.send({ type: 'join', room: 'lobby', id: 'c-1' })
+  bob.send({ type: 'join', room: 'lobby' })
+  assert.deepEqual(await alice.next('joined'), { type: 'joined', room: 'lobby' })
+  assert.deepEqual(await alice.next('ack'), { type: 'ack', id: 'c-1' })
+  await bob.next('joined')
+  alice.send({ type: 'publish', id: 'c-2', to: { room: 'lobby' }, data: { text: 'hello room' } })
+  await alice.next('ack')
+  for (const client of [alice, bob]) {
+    const message = await client.next('message')
+    assert.equal(message.from, 'alice')
+    assert.deepEqual(message.to, { room: 'lobby' })
+    assert.deepEqual(message.data, { text: 'hello room' })
+    assert.equal('seq' in message, false)
+    assert.equal(typeof message.id, 'string')
+    assert.equal(typeof message.ts, 'number')
+  }
+  bob.send({ type: 'leave', room: 'lobby', id: 'c-3' })
+  assert.deepEqual(await bob.next('left'), { type: 'left', room: 'lobby' })
+  await bob.next('ack')
+  alice.send({ type: 'publish', to: { room: 'lobby' }, data: 'only alice now' })
+  assert.equal((await alice.next('message')).data, 'only alice now')
+  bob.send({ type: 'ping' })
+  await bob.next('pong')
+  assert.equal(bob.frames.some((f) => f.type === 'message'), false, 'bob left and got nothing more')
+})
+
+test('publish to a user reaches every device of that user with the next seq', async (t) => {
+  const { url } = await build(t)
+  const alice = await TestClient.connect(url('token=alice'))
+  const phone = await TestClient.connect(url('token=bob'))
+  const laptop = await TestClient.connect(url('token=bob'))
+  alice.send({ type: 'publish', id: 'c-1', to: { user: 'bob' }, data: 'hi bob' })
+  await alice.next('ack')
+  for (const device of [phone, laptop]) {
+    const message = await device.next('message')
+    assert.equal(message.seq, 1)
+    assert.equal(message.from, 'alice')
+    assert.deepEqual(message.to, { user: 'bob' })
+  }
+})
+
+test('ack of a seq means a later connection replays nothing older', async (t) => {
+  const { app, url } = await build(t)
+  for (let i = 1; i <= 3; i++) await app.wsc.sendToUser('carol', i)
+  const first = await TestClient.connect(url('token=carol'))
+  assert.deepEqual((await first.take('message', 3)).map((m) => m.seq), [1, 2, 3])
+  first.send({ type: 'ack', seq: 2, id: 'a-1' })
+  await first.next('ack')
+  await first.close()
+  const second = await TestClient.connect(url('token=carol'))
+  assert.deepEqual((await second.take('message', 1)).map((m) => m.data), [3])
+  second.send({ type: 'ping' })
+  await second.next('pong')
+  assert.equal(second.frames.length, 0)
+})
+
+test('publishing to a room not joined is FORBIDDEN; the connection stays', async (t) => {
+  const { url } = await build(t)
+  const alice = await TestClient.connect(url('token=alice'))
+  alice.send({ type: 'publish', id: 'c-1', to: { room: 'secret' }, data: 1 })
+  const error = await alice.next('error')
+  assert.equal(error.code, 'FORBIDDEN')
+  assert.equal(error.id, 'c-1')
+  alice.send({ type: 'ping' })
+  await alice.next('pong')
+})
+
+test('authorizeJoin and authorizePublish decide, and their refusals are FORBIDDEN', async (t) => {
+  const { url } = await build(t, {
+    authorizeJoin: ({ room }) => room.startsWith('public:'),
+    authorizePublish: ({ to }) => !('user' in to) || to.user !== 'ceo'
+  })
+  const alice = await TestClient.connect(url('token=alice'))
+  alice.send({ type: 'join', room: 'private:x', id: 'j-1' })
+  assert.deepEqual(await alice.next('error'), { type: 'error', id: 'j-1', code: 'FORBIDDEN', message: 'not allowed to join private:x' })
+  alice.send({ type: 'join', room: 'public:x', id: 'j-2' })
+  await alice.next('joined')
+  alice.send({ type: 'publish', id: 'p-1', to: { user: 'ceo' }, data: 1 })
+  assert.equal((await alice.next('error')).code, 'FORBIDDEN')
+  alice.send({ type: 'publish', id: 'p-2', to: { room: 'public:x' }, data: 1 })
+  await alice.next('message')
+})
+
+test('leaving a room the connection is not in is NOT_FOUND', async (t) => {
+  const { url } = await build(t)
+  const alice = await TestClient.connect(url('token=alice'))
+  alice.send({ type: 'leave', room: 'nowhere', id: 'l-1' })
+  const error = await alice.next('error')
+  assert.equal(error.code, 'NOT_FOUND')
+  assert.equal(error.id, 'l-1')
+})
+
+test('bad JSON, a non-object, an unknown type and a missing field get error frames; the connection stays', async (t) => {
+  const { url } = await build(t)
+  const client = await TestClient.connect(url('token=alice'))
+  client.send('{nope')
+  assert.equal((await client.next('error')).code, 'BAD_REQUEST')
+  client.send('[1,2,3]')
+  assert.equal((await client.next('error')).code, 'BAD_REQUEST')
+  client.send({ type: 'teleport', id: 'x-1' })
+  assert.deepEqual(await client.next('error'), { type: 'error', id: 'x-1', code: 'UNKNOWN_TYPE', message: 'unknown frame type "teleport"' })
+  client.send({ type: 'publish', id: 'x-2', to: { user: 'bob' } })
+  const missing = await client.next('error')
+  assert.equal(missing.code, 'BAD_REQUEST')
+  assert.equal(missing.id, 'x-2')
+  client.send({ type: 'ping' })
+  await client.next('pong')
+  assert.equal(client.socket.readyState, client.socket.OPEN)
+})
+
+test('rooms returned by authenticate are joined at once', async (t) => {
+  const { url } = await build(t, { authenticate: () => ({ userId: 'dana', rooms: ['team:1', 'all'] }) })
+  const client = await TestClient.connect(url())
+  assert.deepEqual(await client.take('joined', 2), [{ type: 'joined', room: 'team:1' }, { type: 'joined', room: 'all' }])
+  client.send({ type: 'publish', id: 'p', to: { room: 'team:1' }, data: 'x' })
+  await client.next('message')
+})
+
+test('the wsc.bearer subprotocol is answered with wsc.v1, never with the token', async (t) => {
+  const { url } = await build(t, {
+    authenticate: (request) => {
+      const offered = String(request.headers['sec-websocket-protocol'] ?? '')
+      const token = offered.split(',').map((s) => s.trim()).find((s) => s.startsWith('wsc.bearer.'))
+      return token === undefined ? null : { userId: token.slice('wsc.bearer.'.length) }
+    }
+  })
+  const client = await TestClient.connect(url(), { protocols: ['wsc.v1', 'wsc.bearer.erin'] })
+  assert.equal(client.socket.protocol, 'wsc.v1')
 })

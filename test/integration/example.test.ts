@@ -1,0 +1,82 @@
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { buildExampleApp, type ExampleOptions } from '../../example/app.js'
+import { signHs256 } from '../../example/jwt.js'
+import { TestClient } from '../helper.js'
+
+async function start (t: TestContext, options: ExampleOptions = {}): Promise<{ base: string, ws: string }> {
+  const app = await buildExampleApp({ ...options, fastify: { logger: false }, wsc: { nodeId: 'example-test' } })
+  t.after(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  return { base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws` }
+}
+
+async function post (url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number, json: Record<string, unknown> }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) })
+  return { status: response.status, json: await response.json() as Record<string, unknown> }
+}
+
+test('development mode: the token is the user id (query, header or subprotocol); two users exchange a publish', async (t) => {
+  const { ws } = await start(t)
+  const alice = await TestClient.connect(`${ws}?token=alice`)
+  const bob = await TestClient.connect(ws, { headers: { authorization: 'Bearer bob' } })
+  const bobPhone = await TestClient.connect(ws, { protocols: ['wsc.v1', 'wsc.bearer.bob'] })
+  alice.send({ type: 'publish', id: 'c-1', to: { user: 'bob' }, data: { text: 'hi' } })
+  await alice.next('ack')
+  for (const device of [bob, bobPhone]) assert.deepEqual((await device.next('message')).data, { text: 'hi' })
+  assert.equal((await TestClient.refusal(ws)).statusCode, 401)
+})
+
+test('JWT mode: an HS256 token whose sub is the user id; a bad or missing one is 401', async (t) => {
+  const { ws } = await start(t, { jwtSecret: 'test-secret' })
+  const token = signHs256({ sub: 'carol', exp: Math.floor(Date.now() / 1000) + 60 }, 'test-secret')
+  const carol = await TestClient.connect(`${ws}?token=${token}`)
+  assert.equal(carol.socket.readyState, carol.socket.OPEN)
+  assert.equal((await TestClient.refusal(`${ws}?token=carol`)).statusCode, 401)
+  assert.equal((await TestClient.refusal(`${ws}?token=${signHs256({ sub: 'carol' }, 'wrong')}`)).statusCode, 401)
+  assert.equal((await TestClient.refusal(ws)).statusCode, 401)
+})
+
+test('POST /api/send reaches a user (with seq), a room and everyone; GET /api/presence and /api/nodes', async (t) => {
+  const { base, ws } = await start(t)
+  const dave = await TestClient.connect(`${ws}?token=dave`)
+  dave.send({ type: 'join', room: 'news' })
+  await dave.next('joined')
+
+  const toUser = await post(`${base}/api/send`, { to: { user: 'dave' }, data: { n: 1 } })
+  assert.equal(toUser.status, 200)
+  assert.equal(toUser.json.seq, 1)
+  assert.equal((await dave.next('message')).id, toUser.json.id)
+
+  const toRoom = await post(`${base}/api/send`, { to: { room: 'news' }, data: 'headline' })
+  assert.equal(toRoom.json.seq, undefined)
+  assert.equal((await dave.next('message')).data, 'headline')
+  await post(`${base}/api/send`, { to: { broadcast: true }, data: 'all' })
+  assert.deepEqual((await dave.next('message')).to, { broadcast: true })
+
+  const presence = await (await fetch(`${base}/api/presence/dave`)).json() as { online: boolean, connections: Array<{ nodeId: string }> }
+  assert.equal(presence.online, true)
+  assert.equal(presence.connections[0]?.nodeId, 'example-test')
+  const offline = await (await fetch(`${base}/api/presence/nobody`)).json() as { online: boolean }
+  assert.equal(offline.online, false)
+  const nodes = await (await fetch(`${base}/api/nodes`)).json() as { nodes: Array<{ id: string, connections: number }> }
+  assert.deepEqual(nodes.nodes.map((n) => [n.id, n.connections]), [['example-test', 1]])
+})
+
+test('POST /api/send refuses bad bodies with 400', async (t) => {
+  const { base } = await start(t)
+  assert.equal((await post(`${base}/api/send`, { to: { user: 'x' } })).status, 400)
+  assert.equal((await post(`${base}/api/send`, { to: { planet: 'mars' }, data: 1 })).status, 400)
+  assert.equal((await post(`${base}/api/send`, { to: { user: 'x', room: 'y' }, data: 1 })).status, 400)
+  assert.equal((await post(`${base}/api/send`, { to: { broadcast: false }, data: 1 })).status, 400)
+  const tooBig = await post(`${base}/api/send`, { to: { user: 'x' }, data: 'x'.repeat(70_000) })
+  assert.equal(tooBig.status, 400)
+  assert.equal(tooBig.json.code, 'WSC_ERR_PAYLOAD')
+})
+
+test('WSC_API_TOKEN protects /api', async (t) => {
+  const { base } = await start(t, { apiToken: 'ops' })
+  assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 })).status, 401)
+  assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 }, { authorization: 'Bearer ops' })).status, 200)
+})

@@ -1,0 +1,127 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { ClientConnection, type ConnectionSettings, type WireSocket } from '../../lib/client-connection.js'
+import { LocalHub } from '../../lib/hub.js'
+
+/** A socket that records what it was given; `flush` completes pending writes like the kernel would. */
+class RecordingSocket implements WireSocket {
+  readyState = 1
+  bufferedAmount = 0
+  readonly sent: Buffer[] = []
+  readonly callbacks: Array<() => void> = []
+  closed: { code: number, reason: string } | undefined
+  send (data: Buffer, options: { binary: boolean }, cb: () => void): void {
+    assert.equal(options.binary, false)
+    this.sent.push(data)
+    this.callbacks.push(cb)
+  }
+
+  flush (): void {
+    for (const cb of this.callbacks.splice(0)) cb()
+  }
+
+  ping (): void {}
+  close (code: number, reason: string): void {
+    this.closed = { code, reason }
+    this.readyState = 2
+  }
+
+  terminate (): void {
+    this.readyState = 3
+  }
+}
+
+function settings (overrides: Partial<ConnectionSettings> = {}): ConnectionSettings {
+  return { messageBufferSize: 10, maxBufferedBytes: 1 << 20, rateLimit: 0, rateBurst: 1, onOverflow: () => {}, ...overrides }
+}
+
+function connect (hub: LocalHub, id: string, userId: string, s = settings()): { connection: ClientConnection, socket: RecordingSocket } {
+  const socket = new RecordingSocket()
+  const connection = new ClientConnection(id, userId, socket, s, Date.now())
+  hub.add(connection)
+  return { connection, socket }
+}
+
+test('a fan-out serializes the frame once: every recipient gets the same buffer', () => {
+  const hub = new LocalHub()
+  const members = Array.from({ length: 50 }, (_, i) => connect(hub, `c${i}`, `u${i}`))
+  for (const { connection } of members) hub.join(connection, 'lobby')
+  assert.equal(hub.deliver({ room: 'lobby' }, '{"type":"message"}'), 50)
+  const first = members[0]?.socket.sent[0]
+  assert.ok(first !== undefined)
+  for (const { socket } of members) assert.equal(socket.sent[0], first, 'the same Buffer instance')
+})
+
+test('connections are found by id, by user (all devices) and by room; rooms empty out', () => {
+  const hub = new LocalHub()
+  const a1 = connect(hub, 'a1', 'alice').connection
+  const a2 = connect(hub, 'a2', 'alice').connection
+  const b1 = connect(hub, 'b1', 'bob').connection
+  assert.equal(hub.get('b1'), b1)
+  assert.deepEqual([...hub.user('alice')], [a1, a2])
+  assert.equal(hub.join(a1, 'r'), true, 'first local member')
+  assert.equal(hub.join(b1, 'r'), false)
+  assert.equal(hub.deliver({ user: 'alice' }, '{}'), 2)
+  assert.equal(hub.deliver({ connection: 'a2' }, '{}'), 1)
+  assert.equal(hub.deliver({ broadcast: true }, '{}'), 3)
+  assert.equal(hub.deliver({ room: 'nobody' }, '{}'), 0)
+  assert.equal(hub.leave(a1, 'r'), false)
+  assert.deepEqual(hub.remove(b1), ['r'], 'removing the last member empties the room')
+  assert.equal(hub.remove(b1), undefined, 'removing twice is a no-op')
+  assert.equal(hub.roomCount, 0)
+  assert.equal(hub.size, 2)
+})
+
+test('a full send buffer closes only that connection with 1013', () => {
+  const hub = new LocalHub()
+  let overflows = 0
+  const s = settings({ messageBufferSize: 3, onOverflow: () => overflows++ })
+  const slow = connect(hub, 'slow', 's', s)
+  const fast = connect(hub, 'fast', 'f', s)
+  for (let i = 0; i < 5; i++) {
+    hub.deliver({ broadcast: true }, `{"n":${i}}`)
+    fast.socket.flush()
+  }
+  assert.equal(fast.socket.sent.length, 5)
+  assert.equal(fast.socket.closed, undefined)
+  assert.equal(slow.socket.sent.length, 3)
+  assert.equal(slow.socket.closed?.code, 1013)
+  assert.equal(overflows, 1)
+})
+
+test('the byte cap on bufferedAmount closes with 1013 too', () => {
+  const hub = new LocalHub()
+  const { connection, socket } = connect(hub, 'c', 'u', settings({ maxBufferedBytes: 1024 }))
+  socket.bufferedAmount = 1000
+  assert.equal(connection.write(Buffer.alloc(100)), false)
+  assert.equal(socket.closed?.code, 1013)
+})
+
+test('frames routed during set-up are held; replayed user messages are not sent twice', () => {
+  const hub = new LocalHub()
+  const { connection, socket } = connect(hub, 'c', 'u')
+  connection.beginReplay()
+  hub.deliver({ user: 'u' }, '{"seq":5}', 5)
+  hub.deliver({ room: 'r' }, '{"room":1}')
+  connection.write(Buffer.from('{"welcome":1}'))
+  hub.deliver({ user: 'u' }, '{"seq":7}', 7)
+  assert.deepEqual(socket.sent.map(String), ['{"welcome":1}'])
+  connection.endReplay(6)
+  assert.deepEqual(socket.sent.map(String), ['{"welcome":1}', '{"seq":7}'])
+  hub.deliver({ user: 'u' }, '{"seq":4}', 4)
+  hub.deliver({ user: 'u' }, '{"seq":8}', 8)
+  assert.deepEqual(socket.sent.map(String), ['{"welcome":1}', '{"seq":7}', '{"seq":8}'])
+})
+
+test('whenWritable resolves when the buffer drains below half, false when the connection closes', async () => {
+  const hub = new LocalHub()
+  const { connection, socket } = connect(hub, 'c', 'u', settings({ messageBufferSize: 4 }))
+  for (let i = 0; i < 4; i++) connection.write(Buffer.from('x'))
+  const writable = connection.whenWritable()
+  socket.flush()
+  assert.equal(await writable, true)
+  for (let i = 0; i < 4; i++) connection.write(Buffer.from('x'))
+  const closing = connection.whenWritable()
+  connection.markClosed()
+  assert.equal(await closing, false)
+})
