@@ -1,0 +1,98 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+
+/** A benchmark process (server or load generator) driven over IPC: `call` sends a command, awaits its reply. */
+export class BenchProcess {
+  readonly child: ChildProcess
+  #next = 0
+  readonly #pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+
+  private constructor (child: ChildProcess) {
+    this.child = child
+    child.on('message', (raw) => {
+      const message = raw as { id: number, ok: boolean, value?: unknown, error?: string }
+      const waiter = this.#pending.get(message.id)
+      if (waiter === undefined) return
+      this.#pending.delete(message.id)
+      if (message.ok) waiter.resolve(message.value)
+      else waiter.reject(new Error(message.error))
+    })
+    child.on('exit', (code) => {
+      for (const waiter of this.#pending.values()) waiter.reject(new Error(`bench process exited with ${code}`))
+      this.#pending.clear()
+    })
+  }
+
+  /** Starts `bench/<file>` under tsx with --expose-gc; resolves once it answered `ready`. */
+  static async start (file: string, env: Record<string, string> = {}): Promise<BenchProcess> {
+    const child = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
+      execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096'],
+      env: { ...process.env, LOG_LEVEL: 'error', ...env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    })
+    const bench = new BenchProcess(child)
+    await bench.call('ready', {})
+    return bench
+  }
+
+  call<T = unknown> (cmd: string, args: Record<string, unknown> = {}, timeoutMs = 300_000): Promise<T> {
+    const id = ++this.#next
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id)
+        reject(new Error(`${cmd} timed out after ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.#pending.set(id, {
+        resolve: (value) => { clearTimeout(timer); resolve(value as T) },
+        reject: (err) => { clearTimeout(timer); reject(err) }
+      })
+      this.child.send({ id, cmd, args })
+    })
+  }
+
+  async stop (): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    this.child.kill('SIGKILL')
+    await once(this.child, 'exit')
+  }
+}
+
+type Handler = (args: Record<string, unknown>) => unknown
+/** In a bench process: answers IPC commands with the handlers given. */
+export function serveCommands (handlers: Record<string, Handler>): void {
+  process.on('message', (raw) => {
+    const { id, cmd, args } = raw as { id: number, cmd: string, args: Record<string, unknown> }
+    const handler = cmd === 'ready' ? () => true : handlers[cmd]
+    Promise.resolve()
+      .then(() => {
+        if (handler === undefined) throw new Error(`unknown bench command ${cmd}`)
+        return handler(args)
+      })
+      .then((value) => process.send?.({ id, ok: true, value }))
+      .catch((err: unknown) => process.send?.({ id, ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) }))
+  })
+  process.on('disconnect', () => process.exit(0))
+}
+
+/** Wall-clock ms comparable between processes on this machine (sub-ms resolution). */
+export function now (): number {
+  return performance.timeOrigin + performance.now()
+}
+
+export function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+}
+
+/** Heap and RSS after full collections. */
+export function memoryAfterGc (): { rss: number, heapUsed: number } {
+  const gc = (globalThis as { gc?: () => void }).gc
+  for (let i = 0; i < 3; i++) gc?.()
+  const usage = process.memoryUsage()
+  return { rss: usage.rss, heapUsed: usage.heapUsed }
+}
+
+export function yieldToLoop (): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
