@@ -1,8 +1,12 @@
 import { randomUUID } from 'node:crypto'
+import { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
+import type { WebSocket } from 'ws'
 import { selectSubprotocol } from '../lib/bearer-token.js'
+import type { ClientConnection } from '../lib/client-connection.js'
 import type { WscConfig } from '../lib/config.js'
 import type { MessageStore } from '../lib/message-store.js'
 import { MemoryMessageStore } from '../lib/memory-message-store.js'
@@ -108,6 +112,31 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
   })
 
   const pending = new WeakMap<FastifyRequest, PendingUpgrade>()
+  const log = fastify.log
+  const onSocketError = (err: Error): void => log.debug({ err }, 'websocket error')
+
+  /** Wires a socket to its connection. The listeners hold the socket and the connection, not the request. */
+  function attach (socket: WebSocket, connection: ClientConnection): void {
+    // @fastify/websocket's own error listener keeps the upgrade request and reply alive for the
+    // connection's lifetime (kilobytes per idle connection); ours only logs, as its errorHandler would.
+    socket.removeAllListeners('error')
+    socket.on('error', onSocketError)
+    // The upgrade's ServerResponse stays assigned to the TCP socket, and through its listeners keeps
+    // Fastify's request and reply alive; the upgrade answered, it has nothing left to do.
+    const tcp = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket
+    if (tcp?._httpMessage instanceof ServerResponse) tcp._httpMessage.detachSocket(tcp)
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) {
+        connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+        return
+      }
+      node.handleFrame(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
+    })
+    socket.on('pong', () => connection.alive())
+    socket.on('close', (code) => {
+      node.release(connection, code).catch((err: unknown) => log.error({ err }, 'connection release failed'))
+    })
+  }
 
   fastify.route({
     method: 'GET',
@@ -159,18 +188,7 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
         socket.close(CloseCode.TRY_AGAIN_LATER, 'server full or draining')
         return
       }
-      const connection = node.open(socket, upgrade.auth, upgrade.since)
-      socket.on('message', (data, isBinary) => {
-        if (isBinary) {
-          connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
-          return
-        }
-        node.handleFrame(connection, data.toString()).catch((err: unknown) => request.log.error({ err }, 'frame handling failed'))
-      })
-      socket.on('pong', () => connection.alive())
-      socket.on('close', (code) => {
-        node.release(connection, code).catch((err: unknown) => request.log.error({ err }, 'connection release failed'))
-      })
+      attach(socket, node.open(socket, upgrade.auth, upgrade.since))
     }
   })
 }, { name: 'wsc-websocket', fastify: '5.x', dependencies: ['wsc-node-identity'] })
