@@ -1,6 +1,12 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import wsc, { extractBearerToken, type WscOptions } from 'fastify-wsc'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { verifyHs256 } from './jwt.js'
+import { demoPage } from './page.js'
+
+// The browser client as the package publishes it (dist/client/wsc-client.js).
+const clientScript = createRequire(import.meta.url).resolve('fastify-wsc/client')
 
 export interface ExampleOptions {
   /** HS256 secret; unset: development mode, the bearer token is the user id. */
@@ -55,6 +61,9 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
       return userId === undefined ? null : { userId }
     }
   })
+
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(demoPage))
+  app.get('/client.js', async (_request, reply) => reply.type('text/javascript; charset=utf-8').send(await readFile(clientScript)))
 
   await app.register(async function api (api) {
     if (apiToken !== undefined && apiToken !== '') {
