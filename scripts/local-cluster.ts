@@ -315,7 +315,10 @@ export async function startLocalCluster (options: LocalClusterOptions = {}): Pro
     const proc = start('nginx', nginxBin, nginxArgs(dir), process.env, onOutput)
     started.push(proc)
     const nginx = { ...proc, port: nginxPort }
-    await waitUntil(proc, `a listener on ${nginxPort}`, deadline, async () => tcpAnswers(nginxPort))
+    await waitUntil(proc, `a listener on ${nginxPort}`, deadline, async () => tcpAnswers(nginxPort)).catch((err: Error) => {
+      const log = existsSync(join(dir, 'error.log')) ? readFileSync(join(dir, 'error.log'), 'utf8').trim() : ''
+      throw new ClusterError(`${err.message}${log === '' ? '' : `\n${log}`}`)
+    })
 
     return { url: `http://127.0.0.1:${nginxPort}`, wsUrl: `ws://127.0.0.1:${nginxPort}/ws`, nodes, redis, nginx, dir, stop }
   } catch (err) {

@@ -1,11 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { request } from 'node:http'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { ClusterError, startLocalCluster, type LocalCluster } from '../../scripts/local-cluster.js'
 import { LoopbackClient, spreadOverNodes, within } from './loopback-client.js'
+import { ROOT } from './pod.js'
 
 // The script behind `npm run cluster`, with each node on the embedded default (`redis: false`): this
 // exercises nginx, its generated configuration and the process handling without Redis routing. The
@@ -94,3 +96,30 @@ test('a node that cannot start stops the whole cluster, with the line that says 
 test('without nginx the cluster says how to install it, and starts nothing', async () => {
   await assert.rejects(startLocalCluster({ nginx: '/nonexistent/nginx' }), /apt-get install nginx/)
 })
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`npm run cluster prints the URL, serves through nginx, and stops everything on ${signal}`, async (t) => {
+    const cli = spawn(process.execPath, ['--import', 'tsx', `${ROOT}scripts/cluster.ts`, '--no-redis'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)))
+    t.after(() => { if (cli.exitCode === null) cli.kill('SIGKILL') })
+    let out = ''
+    const printed = new Promise<string>((resolve, reject) => {
+      cli.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString()
+        const url = /^ {2}(ws:\/\/127\.0\.0\.1:\d+\/ws)\?token=alice$/m.exec(out)?.[1]
+        if (url !== undefined && out.includes('Ctrl-C stops everything.')) resolve(url)
+      })
+      cli.once('exit', (code) => reject(new Error(`exited (${code}) before printing the URL:\n${out}`)))
+    })
+    const wsUrl = await within(printed, 40_000, 'the URL')
+    const ports = [...out.matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]))
+    const { client, welcome } = await LoopbackClient.connect(`${wsUrl}?token=alice`, '127.0.0.1')
+    assert.match(String(welcome.nodeId), /^wsc-[012]$/)
+    await client.close()
+
+    cli.kill(signal)
+    assert.equal(await within(exited, 20_000, 'the script to exit'), 0)
+    assert.match(out, new RegExp(`${signal}: stopping nginx, wsc-0, wsc-1, wsc-2`))
+    for (const port of [Number(/\/\/127\.0\.0\.1:(\d+)\/ws/.exec(wsUrl)?.[1]), ...ports]) assert.ok(await portClosed(port), `port ${port} is closed`)
+  })
+}
