@@ -1,0 +1,61 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
+import type { Manifest } from './kustomize.js'
+import { appContainer, byKind, OVERLAYS, podEnv, render, ROOT, type Container, type Probe } from './pod.js'
+
+/**
+ * Routes DESIGN.md ("Ports and endpoints") promises on port 8080 that the operations work (issue 5)
+ * adds. Until the example app serves them, a probe on one of them is accepted against this list;
+ * from the moment the route table has them, the probe is checked against the running app instead.
+ */
+const CONTRACTED_ROUTES = new Set(['/health', '/ready'])
+
+// The example app resolves `fastify-wsc` to dist/ through the package's own exports.
+async function buildApp (): Promise<FastifyInstance> {
+  assert.ok(existsSync(`${ROOT}dist/plugins/index.js`), 'dist/ is missing: run `npm run build` first (npm test does)')
+  const { buildExampleApp } = await import('../../example/app.js')
+  return buildExampleApp({ fastify: { logger: false } })
+}
+
+function probesOf (container: Container): Array<[string, Probe]> {
+  return (['startupProbe', 'livenessProbe', 'readinessProbe'] as const)
+    .map((kind): [string, Probe | undefined] => [kind, container[kind]])
+    .filter((entry): entry is [string, Probe] => entry[1] !== undefined)
+}
+
+test('probes and the Ingress hit routes of the example app, on the port it listens on', async (t) => {
+  const app = await buildApp()
+  t.after(() => app.close())
+  await app.ready()
+  for (const overlay of OVERLAYS) {
+    const resources = render(overlay)
+    const container = appContainer(resources)
+    const env = podEnv(container, 'wsc-0', '10.244.1.5', { 'wsc-auth/jwt-secret': 'x' })
+    // example/server.ts: listens on PORT, else WSC_NODE_PORT, else 8080; metrics on METRICS_PORT (8081).
+    const listenPort = Number(env.PORT ?? env.WSC_NODE_PORT ?? 8080)
+    const metricsPort = Number(env.METRICS_PORT ?? 8081)
+    const portOf = (port: number | string): number | undefined => typeof port === 'number' ? port : container.ports.find((p) => p.name === port)?.containerPort
+
+    assert.deepEqual(container.ports.map((p) => [p.name, p.containerPort]), [['http', listenPort], ['metrics', metricsPort]], overlay)
+    const probes = probesOf(container)
+    assert.deepEqual(probes.map(([kind, probe]) => [kind, probe.httpGet?.path]), [['startupProbe', '/health'], ['livenessProbe', '/health'], ['readinessProbe', '/ready']])
+    for (const [kind, probe] of probes) {
+      const path = probe.httpGet?.path ?? ''
+      assert.equal(portOf(probe.httpGet?.port ?? ''), listenPort, `${overlay} ${kind}: probes the app's port`)
+      if (app.hasRoute({ method: 'GET', url: path })) {
+        const reply = await app.inject({ method: 'GET', url: path })
+        assert.equal(reply.statusCode, 200, `${overlay} ${kind}: GET ${path} of a started node`)
+      } else {
+        assert.ok(CONTRACTED_ROUTES.has(path), `${overlay} ${kind}: GET ${path} is neither served nor contracted`)
+        t.diagnostic(`${overlay} ${kind}: GET ${path} is not served by this build yet (DESIGN.md contract, issue 5)`)
+      }
+    }
+
+    const ingress = byKind<Manifest & { spec: { rules: Array<{ http: { paths: Array<{ path: string }> } }> } }>(resources, 'Ingress')[0]
+    for (const { path } of ingress?.spec.rules.flatMap((rule) => rule.http.paths) ?? []) {
+      assert.ok(app.hasRoute({ method: 'GET', url: path }), `${overlay}: the Ingress path ${path} is a route of the app`)
+    }
+  }
+})

@@ -1,0 +1,106 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { CONFIG_KEYS } from '../../lib/config.js'
+import type { Manifest } from './kustomize.js'
+import { WSC_METRICS } from './metrics.js'
+import { appContainer, byKind, envReadByCode, OVERLAYS, PENDING_ENV, render, ROOT, VARIANTS, workloadOf } from './pod.js'
+
+// docs/deploy-kubernetes.md must be true of our artifacts: its paths, objects, env vars, keys,
+// commands and metrics are checked against k8s/, the code and package.json.
+
+const DOC = readFileSync(`${ROOT}docs/deploy-kubernetes.md`, 'utf8')
+const CODE = [...DOC.matchAll(/```[a-z]*\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').join('\n')
+const everything: Manifest[] = OVERLAYS.flatMap((overlay) => [undefined, ...VARIANTS].flatMap((variant) => render(overlay, variant)))
+
+/** Services the Redis and MySQL charts create (prerequisites, not in k8s/). */
+const PREREQUISITE_SERVICES = ['redis-master', 'redis', 'redis-cluster', 'mysql']
+
+/** The Redis names of DESIGN.md's Redis contract (prefix `wsc:`). */
+const REDIS_NAMES = [/^wsc:nodes:(\*|[a-z0-9-]+|<id>)$/, /^wsc:node-index$/, /^wsc:presence:\{[^}]+\}$/, /^wsc:node:<id>$/, /^wsc:room:<room>$/, /^wsc:broadcast$/, /^wsc:\*$/]
+
+test('paths the guide names exist, and every kubectl apply -k names an overlay', () => {
+  for (const [path] of DOC.matchAll(/\bk8s\/[A-Za-z0-9_./-]*[A-Za-z0-9_]/g)) assert.ok(existsSync(`${ROOT}${path}`), `${path} exists`)
+  for (const [, dir] of DOC.matchAll(/kubectl apply -k (\S+)/g)) assert.ok(existsSync(`${ROOT}${dir ?? ''}/kustomization.yaml`), `${dir ?? ''} is a kustomization`)
+  for (const [, component] of DOC.matchAll(/- \.\.\/\.\.\/components\/([a-z]+)/g)) {
+    assert.ok(existsSync(`${ROOT}k8s/components/${component ?? ''}/kustomization.yaml`), `component ${component ?? ''}`)
+    for (const overlay of OVERLAYS) assert.ok(readFileSync(`${ROOT}k8s/overlays/${overlay}/kustomization.yaml`, 'utf8').includes(`- ../../components/${component ?? ''}`), `${overlay} lists ${component ?? ''}`)
+  }
+  for (const [, script] of DOC.matchAll(/npm run ([a-z:]+)/g)) {
+    const { scripts } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { scripts: Record<string, string> }
+    assert.ok(scripts[script ?? ''], `npm run ${script ?? ''}`)
+  }
+})
+
+test('objects the guide names exist in the rendered manifests', () => {
+  const kinds: Record<string, string> = { statefulset: 'StatefulSet', deployment: 'Deployment', hpa: 'HorizontalPodAutoscaler', pdb: 'PodDisruptionBudget', service: 'Service', svc: 'Service', endpoints: 'Service', ingress: 'Ingress', configmap: 'ConfigMap' }
+  for (const [, kind = '', name = ''] of CODE.matchAll(/kubectl [a-z -]*?\b(statefulset|deployment|hpa|pdb|service|svc|endpoints|ingress|configmap)[/ ]([a-z0-9-]+)/g)) {
+    assert.ok(everything.some((m) => m.kind === kinds[kind] && m.metadata.name === name), `${kind} ${name} is in k8s/`)
+  }
+  for (const [, kind = '', name = ''] of DOC.matchAll(/\b(StatefulSet|Deployment|HorizontalPodAutoscaler|PodDisruptionBudget|Service|Ingress|ConfigMap|ServiceMonitor|PrometheusRule) `([a-z0-9-]+)`/g)) {
+    if (kind === 'Service' && PREREQUISITE_SERVICES.includes(name)) continue
+    assert.ok(everything.some((m) => m.kind === kind && m.metadata.name === name), `${kind} ${name} is in k8s/`)
+  }
+  for (const [, selector = ''] of CODE.matchAll(/-l ([a-z]+=[a-z0-9-]+)/g)) {
+    const [key = '', value] = selector.split('=')
+    for (const overlay of OVERLAYS) assert.equal(workloadOf(render(overlay)).spec.template.metadata.labels[key], value, `-l ${selector} selects the pods`)
+  }
+  // Secrets and their keys, as the pods reference them.
+  const refs = OVERLAYS.flatMap((overlay) => appContainer(render(overlay)).env.map((v) => v.valueFrom?.secretKeyRef).filter((r) => r !== undefined))
+  for (const ref of refs) assert.match(DOC, new RegExp(`Secret \`${ref.name}\`[^.]*key \`${ref.key}\``), `the guide says where ${ref.name}/${ref.key} comes from`)
+  for (const [, name = ''] of CODE.matchAll(/kubectl (?:get|create) secret (?:generic )?(?:--namespace wsc |-n wsc )?([a-z0-9-]+)(?= )/g)) {
+    assert.ok(refs.some((r) => r.name === name), `Secret ${name} is one the pods use`)
+  }
+})
+
+test('every env var the guide names is read by the code or set by the kubelet', () => {
+  const readers = envReadByCode()
+  for (const [name] of DOC.matchAll(/\b(?:WSC|REDIS|MYSQL|POD|NODE|METRICS)_[A-Z0-9_]+\b|\bHOSTNAME\b/g)) {
+    if (name === 'POD_NAMESPACE' || name.startsWith('WSC_ERR_')) continue // what we do not set; error codes
+    assert.ok(readers.has(name) || PENDING_ENV[name] !== undefined, `${name} is read by the code`)
+  }
+  for (const [, key = ''] of DOC.matchAll(/`((?:server|redis|distributed|websocket|store|mysql)\.[a-z_]+)`/g)) {
+    assert.ok(CONFIG_KEYS.some((spec) => spec.key === key), `${key} is a configuration key`)
+  }
+  // The table of env vars the manifests set is the manifests' list.
+  const rows = DOC.slice(DOC.indexOf('## 5.'), DOC.indexOf('## 6.')).split('\n').filter((line) => line.startsWith('| `'))
+  const documented = new Set(rows.flatMap((row) => [...(row.split('|')[1] ?? '').matchAll(/`([A-Z_]+)`/g)].map((m) => m[1] as string)))
+  for (const overlay of OVERLAYS) {
+    for (const { name } of appContainer(render(overlay)).env) assert.ok(documented.has(name), `${overlay}: ${name} is in the guide's env table`)
+  }
+})
+
+test('redis-cli commands use the keys and channels of the Redis contract, and never KEYS', () => {
+  assert.doesNotMatch(CODE, /^\s*>?\s*KEYS\b/im, 'KEYS blocks Redis: the guide uses ZRANGE, SCAN and GET')
+  const redisLines = CODE.split('\n').filter((line) => /^\s*> /.test(line))
+  assert.ok(redisLines.length >= 4)
+  for (const line of redisLines) {
+    const command = line.replace(/#.*$/, '').trim().slice(2)
+    for (const [name] of command.matchAll(/\bwsc:\S+/g)) assert.ok(REDIS_NAMES.some((re) => re.test(name)), `${name} is a name of the Redis contract`)
+  }
+  for (const command of ['GET wsc:nodes:wsc-0', 'ZRANGE wsc:node-index 0 -1 WITHSCORES', 'PUBSUB CHANNELS wsc:*']) {
+    assert.ok(redisLines.some((line) => line.includes(command)), `the guide shows ${command}`)
+  }
+})
+
+test('commands run inside our pods use only what the image has', () => {
+  for (const [line] of CODE.matchAll(/kubectl exec [^\n]*\bwsc-\d[^\n]*/g)) {
+    assert.doesNotMatch(line, /\b(curl|wget|nc|bash)\b/, `${line}: node:20-bookworm-slim has no such tool`)
+  }
+})
+
+test('the guide lists every metric and alert we ship, and the numbers it quotes match the manifests', () => {
+  for (const name of Object.keys(WSC_METRICS)) assert.match(DOC, new RegExp(`\`${name}(\\{[a-z]+\\})?\``), name)
+  for (const [name] of DOC.matchAll(/\bwsc_[a-z_]+/g)) assert.ok(WSC_METRICS[name], `${name} is a metric we export`)
+  const rule = byKind<Manifest & { spec: { groups: Array<{ rules: Array<{ alert: string }> }> } }>(render('statefulset'), 'PrometheusRule')[0]
+  for (const { alert } of rule?.spec.groups.flatMap((g) => g.rules) ?? []) assert.match(DOC, new RegExp(`\`${alert}\``), alert)
+
+  const resources = render('statefulset')
+  const container = appContainer(resources) as ReturnType<typeof appContainer> & { resources: { requests: Record<string, string>, limits: Record<string, string> } }
+  assert.match(DOC, new RegExp(`requests \`cpu: ${container.resources.requests.cpu}\`, \`memory: ${container.resources.requests.memory}\``))
+  assert.match(DOC, new RegExp(`limits \`cpu: "${container.resources.limits.cpu}"\`, \`memory: ${container.resources.limits.memory}\``))
+  assert.match(DOC, new RegExp(`terminationGracePeriodSeconds: ${workloadOf(resources).spec.template.spec.terminationGracePeriodSeconds}\``))
+  assert.match(DOC, /`WSC_DRAIN_WINDOW` \| `10s`/)
+  assert.match(DOC, /`preStop` hook sleeps 10 s/)
+  assert.equal(container.lifecycle?.preStop?.exec?.command.at(-1), 'sleep 10')
+})

@@ -1,0 +1,251 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+import { isDeepStrictEqual } from 'node:util'
+import { parseAllDocuments } from 'yaml'
+import { CONFIG_KEYS, loadConfig } from '../../lib/config.js'
+import { resolveNodeIdentity } from '../../lib/node-identity.js'
+import { unknownFields, validateSchema } from './kube-schema.js'
+import { manifestId, type Manifest } from './kustomize.js'
+import {
+  appContainer, byKind, durationSeconds, envReadByCode, OVERLAYS, PENDING_ENV, podEnv, preStopSeconds, render,
+  ROOT, VARIANTS, workloadOf, type Container
+} from './pod.js'
+
+const { version } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { version: string }
+
+interface ServiceSpec { selector?: Record<string, string>, clusterIP?: string, type?: string, ports: Array<{ name: string, port: number, targetPort: number | string, nodePort?: number }>, sessionAffinity?: string }
+type Service = Manifest & { spec: ServiceSpec }
+
+function containerPort (container: Container, port: number | string): number {
+  if (typeof port === 'number') return port
+  const named = container.ports.find((p) => p.name === port)
+  assert.ok(named, `container has no port named ${port}`)
+  return named.containerPort
+}
+
+function selects (selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([key, value]) => labels[key] === value)
+}
+
+test('our renderer builds the same objects as kubectl kustomize, for both overlays and every variant', (t) => {
+  if (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status !== 0) {
+    t.skip('kubectl is not installed: the renderer is not cross-checked (the other tests still use it)')
+    return
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'wsc-kustomize-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  for (const overlay of OVERLAYS) {
+    for (const variant of [undefined, ...VARIANTS]) {
+      // kustomize refuses absolute paths: reach the overlay and the component relative to a temp root.
+      const kustomization = [
+        'apiVersion: kustomize.config.k8s.io/v1beta1',
+        'kind: Kustomization',
+        'resources:',
+        `  - ${relative(dir, `${ROOT}k8s/overlays/${overlay}`)}`,
+        ...(variant === undefined ? [] : ['components:', `  - ${relative(dir, `${ROOT}k8s/components/${variant}`)}`])
+      ].join('\n')
+      writeFileSync(join(dir, 'kustomization.yaml'), kustomization)
+      const output = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8' })
+      const theirs = new Map(parseAllDocuments(output).map((doc) => doc.toJS() as Manifest).map((m) => [manifestId(m), m]))
+      const ours = new Map(render(overlay, variant).map((m) => [manifestId(m), m]))
+      assert.deepEqual([...ours.keys()].sort(), [...theirs.keys()].sort(), `${overlay}+${variant ?? 'none'}: objects`)
+      for (const [id, manifest] of ours) assert.ok(isDeepStrictEqual(manifest, theirs.get(id)), `${overlay}+${variant ?? 'none'}: ${id} differs from kubectl kustomize`)
+    }
+  }
+})
+
+test('every manifest of both overlays and every variant validates against the Kubernetes API schemas, with no unknown field', async () => {
+  const all: Manifest[] = []
+  const context: string[] = []
+  for (const overlay of OVERLAYS) {
+    for (const variant of [undefined, ...VARIANTS]) {
+      const resources = render(overlay, variant)
+      for (const resource of resources) await validateSchema(resource)
+      all.push(...resources)
+      context.push(...resources.map(() => `${overlay}+${variant ?? 'none'}`))
+    }
+  }
+  // One type-check for every render: a compiler run costs about a second.
+  assert.deepEqual(unknownFields(all, context), [])
+})
+
+test('the schema check rejects what the API server would (a misspelt field, a string where a number goes)', async () => {
+  const resources = structuredClone(render('statefulset'))
+  const container = appContainer(resources) as Container & { readinessProbe: Record<string, unknown> }
+  container.readinessProbe.periodSecond = 5
+  assert.match(unknownFields(resources).join('\n'), /StatefulSet\/wsc: .*periodSecond/)
+  const workload = workloadOf(resources) as unknown as { spec: { replicas: unknown } }
+  workload.spec.replicas = '3'
+  await assert.rejects(validateSchema(workloadOf(resources)), /replicas must be integer/)
+})
+
+test('each overlay is complete: namespace wsc, workload, Services, Ingress, HPA, PDB, ConfigMap, monitoring', () => {
+  const expected = {
+    statefulset: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'Namespace//wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'Service/wsc/wsc-headless', 'ServiceMonitor/wsc/wsc', 'StatefulSet/wsc/wsc'],
+    deployment: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'Deployment/wsc/wsc', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'Namespace//wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'ServiceMonitor/wsc/wsc']
+  }
+  for (const overlay of OVERLAYS) {
+    const resources = render(overlay)
+    assert.deepEqual(resources.map(manifestId).sort(), expected[overlay], overlay)
+    const workload = workloadOf(resources)
+    assert.equal(appContainer(resources).image, `registry.example.com/fastify-wsc:${version}`, `${overlay}: image tag follows package.json`)
+
+    const hpa = byKind(resources, 'HorizontalPodAutoscaler')[0] as Manifest & { spec: Record<string, unknown> }
+    assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: 'apps/v1', kind: workload.kind, name: workload.metadata.name })
+    assert.equal(hpa.spec.minReplicas, 3)
+    assert.equal(hpa.spec.maxReplicas, 10)
+    assert.deepEqual(hpa.spec.metrics, [{ type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } }])
+    assert.ok(appContainer(resources).env !== undefined && (workload.spec.template.spec.containers[0] as unknown as { resources: { requests: { cpu: string } } }).resources.requests.cpu, 'the HPA needs a CPU request')
+
+    const service = byKind<Service>(resources, 'Service').find((s) => s.metadata.name === 'wsc')
+    assert.equal(service?.spec.type, 'ClusterIP')
+    assert.equal(service?.spec.sessionAffinity, 'ClientIP')
+    const ingress = byKind(resources, 'Ingress')[0] as Manifest
+    const annotations = ingress.metadata.annotations ?? {}
+    assert.equal(annotations['nginx.ingress.kubernetes.io/affinity'], 'cookie')
+    assert.ok(Number(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout']) >= 3600)
+    assert.ok(Number(annotations['nginx.ingress.kubernetes.io/proxy-send-timeout']) >= 3600)
+  }
+  const headless = byKind<Service>(render('statefulset'), 'Service').find((s) => s.metadata.name === workloadOf(render('statefulset')).spec.serviceName)
+  assert.equal(headless?.spec.clusterIP, 'None', 'the StatefulSet is governed by a headless Service')
+  for (const variant of VARIANTS) {
+    const types = byKind<Service>(render('deployment', variant), 'Service').map((s) => s.spec.type ?? 'ClusterIP')
+    assert.ok(types.includes(variant === 'nodeport' ? 'NodePort' : 'LoadBalancer'), variant)
+  }
+})
+
+test('selectors match the pod labels, and Services, Ingress and ServiceMonitor name ports that exist', () => {
+  for (const overlay of OVERLAYS) {
+    for (const variant of [undefined, ...VARIANTS]) {
+      const what = `${overlay}+${variant ?? 'none'}`
+      const resources = render(overlay, variant)
+      const workload = workloadOf(resources)
+      const labels = workload.spec.template.metadata.labels
+      const container = appContainer(resources)
+      assert.ok(selects(workload.spec.selector.matchLabels, labels), `${what}: workload selector`)
+      const services = byKind<Service>(resources, 'Service')
+      for (const service of services) {
+        assert.ok(service.spec.selector !== undefined && selects(service.spec.selector, labels), `${what}: Service ${service.metadata.name} selects the pods`)
+        for (const port of service.spec.ports) containerPort(container, port.targetPort)
+      }
+      for (const pdb of byKind<Manifest & { spec: { selector: { matchLabels: Record<string, string> } } }>(resources, 'PodDisruptionBudget')) {
+        assert.ok(selects(pdb.spec.selector.matchLabels, labels), `${what}: PDB selects the pods`)
+      }
+      const ingress = byKind<Manifest & { spec: { rules: Array<{ http: { paths: Array<{ path: string, backend: { service: { name: string, port: { name: string } } } }> } }> } }>(resources, 'Ingress')[0]
+      const paths = ingress?.spec.rules.flatMap((rule) => rule.http.paths) ?? []
+      assert.ok(paths.some((p) => p.path === '/ws'), `${what}: the Ingress reaches /ws`)
+      for (const path of paths) {
+        const target = services.find((s) => s.metadata.name === path.backend.service.name)
+        assert.ok(target?.spec.ports.some((p) => p.name === path.backend.service.port.name), `${what}: Ingress backend ${path.backend.service.name}:${path.backend.service.port.name}`)
+      }
+      const monitor = byKind<Manifest & { spec: { selector: { matchLabels: Record<string, string> }, endpoints: Array<{ port: string, path: string }> } }>(resources, 'ServiceMonitor')[0]
+      assert.ok(monitor, what)
+      const scraped = services.filter((s) => selects(monitor.spec.selector.matchLabels, s.metadata.labels ?? {}))
+      assert.deepEqual(scraped.map((s) => s.metadata.name), ['wsc'], `${what}: exactly one Service is scraped, or every pod is scraped twice`)
+      for (const endpoint of monitor.spec.endpoints) {
+        assert.ok(scraped[0]?.spec.ports.some((p) => p.name === endpoint.port), `${what}: ServiceMonitor port ${endpoint.port}`)
+        assert.equal(endpoint.path, '/metrics')
+      }
+      for (const service of services.filter((s) => s.spec.type === 'NodePort' || s.spec.type === 'LoadBalancer')) {
+        if (service.spec.type === 'LoadBalancer') assert.ok(service.spec.ports.every((p) => p.targetPort !== 'metrics' && p.targetPort !== 8081), `${what}: metrics never on a public load balancer`)
+      }
+    }
+  }
+})
+
+test('both overlays run the same pod, except that the node id comes from POD_NAME or HOSTNAME', () => {
+  const [sts, deploy] = OVERLAYS.map((overlay) => structuredClone(workloadOf(render(overlay)).spec.template))
+  for (const template of [sts, deploy]) {
+    const container = template?.spec.containers[0] as Container
+    container.env = container.env.filter((v) => v.name !== 'POD_NAME' && v.name !== 'HOSTNAME')
+  }
+  assert.deepEqual(deploy, sts)
+})
+
+test('node ids: StatefulSet pods are wsc-0, wsc-1, … from POD_NAME; Deployment pods use HOSTNAME; both advertise the pod IP', () => {
+  const cases = [
+    { overlay: 'statefulset' as const, pod: 'wsc-1', source: 'POD_NAME' },
+    { overlay: 'deployment' as const, pod: 'wsc-7d8f9c-abc12', source: 'HOSTNAME' }
+  ]
+  for (const { overlay, pod, source } of cases) {
+    const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'wsc-auth/jwt-secret': 'x' })
+    // The kubelet sets HOSTNAME to the pod name in every pod; POD_NAME comes first where it is set.
+    const config = loadConfig({ env: { HOSTNAME: pod, ...env, WSC_CONFIG: '' } })
+    const identity = resolveNodeIdentity({ env: { HOSTNAME: pod, ...env }, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
+    assert.deepEqual(identity, { nodeId: pod, source, ip: '10.244.1.5', port: 8080 }, overlay)
+  }
+})
+
+test('every env var the manifests set is read by the config loader, node identity or the example app', (t) => {
+  const readers = envReadByCode()
+  for (const overlay of OVERLAYS) {
+    for (const variable of appContainer(render(overlay)).env) {
+      if (readers.has(variable.name)) continue
+      assert.ok(PENDING_ENV[variable.name], `${overlay}: ${variable.name} is set but nothing reads it`)
+      t.diagnostic(`${overlay}: ${variable.name} is not read yet: ${PENDING_ENV[variable.name]}`)
+    }
+  }
+  // When the operations work adds the drain window to the config table it must keep the name the pods set.
+  for (const spec of CONFIG_KEYS.filter((s) => /drain/i.test(s.key))) {
+    assert.equal(spec.env, 'WSC_DRAIN_WINDOW', `${spec.key}: k8s/ sets WSC_DRAIN_WINDOW; rename one of them`)
+  }
+})
+
+test('the grace period covers the preStop sleep, the drain window and a margin; the process exits before SIGKILL', () => {
+  for (const overlay of OVERLAYS) {
+    const resources = render(overlay)
+    const container = appContainer(resources)
+    const grace = workloadOf(resources).spec.template.spec.terminationGracePeriodSeconds ?? 30
+    const drain = durationSeconds(container.env.find((v) => v.name === 'WSC_DRAIN_WINDOW')?.value ?? '')
+    const margin = 5
+    assert.ok(grace > preStopSeconds(container) + drain + margin, `${overlay}: ${grace} s > ${preStopSeconds(container)} s preStop + ${drain} s drain + ${margin} s`)
+    assert.ok(grace <= 30, 'DESIGN.md: the process exits before terminationGracePeriodSeconds (30 s)')
+    assert.equal(container.lifecycle?.preStop?.exec?.command[0], '/bin/sh', 'the image has /bin/sh (node:20-bookworm-slim)')
+  }
+})
+
+test('config.yaml of the ConfigMap loads through loadConfig with the pod env, mounted where WSC_CONFIG points', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wsc-configmap-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  for (const overlay of OVERLAYS) {
+    const resources = render(overlay)
+    const container = appContainer(resources)
+    const podSpec = workloadOf(resources).spec.template.spec
+    const env = podEnv(container, 'wsc-0', '10.244.1.5', { 'redis/redis-password': 's3cret', 'wsc-auth/jwt-secret': 'x' })
+
+    const mount = container.volumeMounts?.find((m) => env.WSC_CONFIG?.startsWith(`${m.mountPath}/`))
+    assert.ok(mount, `${overlay}: WSC_CONFIG=${env.WSC_CONFIG} is inside a volume mount`)
+    const volume = podSpec.volumes?.find((v) => v.name === mount.name)
+    const configMap = byKind<Manifest & { data: Record<string, string> }>(resources, 'ConfigMap').find((c) => c.metadata.name === volume?.configMap?.name)
+    const key = (env.WSC_CONFIG ?? '').slice(mount.mountPath.length + 1)
+    const text = configMap?.data[key]
+    assert.ok(text, `${overlay}: ConfigMap ${volume?.configMap?.name} has ${key}`)
+
+    const file = join(dir, 'config.yaml')
+    writeFileSync(file, text)
+    const config = loadConfig({ env: { ...env, WSC_CONFIG: file } })
+    assert.equal(config.server.nodeIp, '10.244.1.5')
+    assert.equal(config.server.nodePort, 8080)
+    assert.equal(config.redis.addr, 'redis-master:6379')
+    assert.equal(config.redis.password, 's3cret')
+    assert.equal(config.distributed.heartbeatInterval, 5000)
+    assert.equal(config.websocket.maxConnections, 10000)
+    // The file alone, without the env vars the pod sets, says the same.
+    const fileOnly = loadConfig({ env: { POD_IP: '10.244.1.5', WSC_CONFIG: file } })
+    assert.equal(fileOnly.redis.addr, 'redis-master:6379')
+    assert.equal(fileOnly.redis.password, '')
+  }
+})
+
+test('the Redis password is optional, the JWT secret is required, so a pod never runs with development tokens', () => {
+  for (const overlay of OVERLAYS) {
+    const env = appContainer(render(overlay)).env
+    assert.deepEqual(env.find((v) => v.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'redis', key: 'redis-password', optional: true })
+    assert.equal(env.find((v) => v.name === 'WSC_JWT_SECRET')?.valueFrom?.secretKeyRef?.optional, undefined)
+    assert.throws(() => podEnv(appContainer(render(overlay)), 'wsc-0', '10.0.0.1'), /required secret wsc-auth\/jwt-secret/)
+  }
+})
