@@ -77,7 +77,7 @@ const REGISTRY_REFRESH_DELAY = 50
 const errorMessage = (err: unknown): string => err instanceof Error ? err.message : String(err)
 
 function unavailable (err: unknown): Error {
-  if ((err as { code?: string }).code === UnavailableError.prototype.code) return err as Error
+  if (err instanceof UnavailableError) return err
   const wrapped = new UnavailableError(`Redis: ${errorMessage(err)}`)
   wrapped.cause = err
   return wrapped
