@@ -191,10 +191,11 @@ export async function startRedisCluster (t: TestContext): Promise<RedisClusterHa
   }, 20_000, 'cluster_state:ok on every master', 100)
   const probe = new Redis({ port: ports[0] })
   try {
-    const slots = await probe.cluster('SLOTS') as Array<[number, number, [string, number]]>
+    const slots = await probe.cluster('SLOTS')
     const masters = new Map<string, Array<[number, number]>>()
-    for (const [start, end, [host, port]] of slots) {
-      const addr = `${host}:${port}`
+    for (const [start, end, master] of slots) {
+      if (master === undefined) continue
+      const addr = `${master[0]}:${master[1]}`
       masters.set(addr, [...masters.get(addr) ?? [], [start, end]])
     }
     return { seeds, masters: [...masters].map(([addr, ranges]) => ({ addr, ranges })) }

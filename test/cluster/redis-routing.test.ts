@@ -42,7 +42,7 @@ test('standalone Redis: an operator sees the registry, the index and the channel
   assert.equal(entry.id, a.nodeId)
   const ttl = await redis.pttl(`${prefix}nodes:${a.nodeId}`)
   assert.ok(ttl > 0 && ttl <= 1500, `TTL is 3 heartbeats (1500 ms), got ${ttl}`)
-  const index = await redis.zrange(`${prefix}node-index`, 0, -1, 'WITHSCORES')
+  const index = await redis.zrange(`${prefix}node-index`, '0', '-1', 'WITHSCORES')
   assert.deepEqual([index[0], index[2]].sort(), [a.nodeId, b.nodeId].sort())
   assert.deepEqual(await redis.hgetall(`${prefix}presence:{olga}`), { [member.connectionId]: a.nodeId })
   assert.deepEqual(await redis.smembers(`${prefix}node-users:${a.nodeId}`), ['olga'])
