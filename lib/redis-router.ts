@@ -359,7 +359,7 @@ export class RedisRouter implements Router {
   }
 
   #ensureUp (): void {
-    if (!this.#started && !this.#closed && this.#node === undefined) throw new UnavailableError('the Redis router has not started')
+    if (this.#node === undefined) throw new UnavailableError('the Redis router has not started')
     if (this.#closed) throw new UnavailableError('the Redis router is closed')
     if (this.#command.status !== 'ready') throw new UnavailableError(`Redis is unreachable (connection ${this.#command.status})`)
   }
@@ -622,11 +622,16 @@ export class RedisRouter implements Router {
     if (!this.#started) return
     const now = Date.now()
     if (this.#probe !== undefined && now - this.#probe.sentAt <= this.#probeTimeout) return
-    if (this.#probe !== undefined) this.#probeFailure = `Pub/Sub loopback probe not back after ${now - this.#probe.sentAt} ms`
     if (this.#command.status !== 'ready' || this.#subscriber.status !== 'ready') {
       this.#probe = undefined
       this.#probeFailure = 'Redis is unreachable'
       return
+    }
+    if (this.#probe !== undefined) {
+      // Both connections are up yet our own channel is silent: a subscription was lost (failover, slot move).
+      this.#probeFailure = `Pub/Sub loopback probe not back after ${now - this.#probe.sentAt} ms`
+      this.#log.warn({ channels: this.#channels.size }, 'redis router: loopback probe lost; re-subscribing every channel')
+      this.#subscribe([...this.#channels]).catch(() => {})
     }
     const n = ++this.#probeSeq
     this.#probe = { n, sentAt: now }

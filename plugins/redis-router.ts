@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import fp from 'fastify-plugin'
+import { OptionError } from '../lib/errors.js'
 import { openRedisConnections } from '../lib/redis-connection.js'
 import { RedisRouter } from '../lib/redis-router.js'
 
@@ -18,6 +19,7 @@ declare module 'fastify' {
  * `onClose`, after the WebSocket plugin (registered later) has closed its sockets and the router.
  */
 export default fp(async function redisRouter (fastify) {
+  if (!fastify.hasDecorator('wscConfig')) throw new OptionError('wscConfig', 'wsc-redis-router is registered by fastify-wsc, which resolves the configuration')
   const config = fastify.wscConfig
   const connections = openRedisConnections(config.redis)
   const router = new RedisRouter({
