@@ -479,6 +479,11 @@ export class RedisRouter implements Router {
   }
 
   #heartbeat (): void {
+    if (this.#subscriberLost && this.#subscriber.status === 'ready') {
+      // A subscribe failed while the connection stayed up: no 'ready' will come to retry it.
+      this.#subscriberLost = false
+      this.#subscribe([...this.#channels]).catch(() => {})
+    }
     if (this.#command.status !== 'ready') return
     const recovering = this.#commandLost
     this.#commandLost = false
