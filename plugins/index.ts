@@ -61,7 +61,7 @@ export { wsc }
 export type { Authenticate, Wsc } from './websocket.js'
 export type { WscConfig, WscConfigInput } from '../lib/config.js'
 export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
-export type { NodeInfo, PresenceEntry, Router } from '../lib/router.js'
+export type { NodeInfo, PresenceEntry, Router, RouterStatus } from '../lib/router.js'
 export type { MessageStore, StoredMessage } from '../lib/message-store.js'
 export type { Target } from '../lib/protocol.js'
 export { CloseCode, ErrorCode } from '../lib/protocol.js'
