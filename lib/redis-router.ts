@@ -245,9 +245,12 @@ export class RedisRouter implements Router {
     this.#refreshRegistrySoon()
     try {
       this.#ensureUp()
-      // The user goes into this node's set first, so a crash between the two writes leaves nothing a reaper cannot find.
-      await this.#command.sadd(this.keys.nodeUsers(this.#nodeId), userId)
-      await this.#command.hset(this.keys.presence(userId), connectionId, this.#nodeId)
+      // Issued together so a removal that follows is ordered after them on each key; the user set goes
+      // first, so a crash between the two leaves nothing a reaper cannot find.
+      await Promise.all([
+        this.#command.sadd(this.keys.nodeUsers(this.#nodeId), userId),
+        this.#command.hset(this.keys.presence(userId), connectionId, this.#nodeId)
+      ])
     } catch (err) {
       this.#commandLost = true
       this.#log.warn({ err, userId, connectionId }, 'redis router: presence not written; it is republished when Redis returns')
@@ -262,8 +265,10 @@ export class RedisRouter implements Router {
     this.#refreshRegistrySoon()
     try {
       this.#ensureUp()
-      await this.#command.hdel(this.keys.presence(userId), connectionId)
-      if (last) await this.#command.srem(this.keys.nodeUsers(this.#nodeId), userId)
+      await Promise.all([
+        this.#command.hdel(this.keys.presence(userId), connectionId),
+        last ? this.#command.srem(this.keys.nodeUsers(this.#nodeId), userId) : undefined
+      ])
     } catch (err) {
       this.#commandLost = true
       this.#log.warn({ err, userId, connectionId }, 'redis router: presence not removed; it is repaired when Redis returns')
@@ -514,15 +519,14 @@ export class RedisRouter implements Router {
       await Promise.all(batch.map(async (userId) => {
         const key = this.keys.presence(userId)
         const entries = await this.#command.hgetall(key)
-        const local = this.#local.get(userId)
-        const stale = Object.entries(entries).filter(([connectionId, nodeId]) => nodeId === self && local?.has(connectionId) !== true)
-        if (stale.length > 0) await this.#command.hdel(key, ...stale.map(([connectionId]) => connectionId))
-        if (local !== undefined && local.size > 0) {
-          await this.#command.sadd(this.keys.nodeUsers(self), userId)
-          await this.#command.hset(key, Object.fromEntries([...local].map((connectionId) => [connectionId, self])))
-        } else {
-          await this.#command.srem(this.keys.nodeUsers(self), userId)
-        }
+        // Decided and issued without awaiting in between, so add/removePresence calls that follow stay ordered after it.
+        const local = [...this.#local.get(userId) ?? []]
+        const stale = Object.entries(entries).filter(([connectionId, nodeId]) => nodeId === self && !local.includes(connectionId))
+        await Promise.all([
+          stale.length > 0 ? this.#command.hdel(key, ...stale.map(([connectionId]) => connectionId)) : undefined,
+          local.length > 0 ? this.#command.sadd(this.keys.nodeUsers(self), userId) : this.#command.srem(this.keys.nodeUsers(self), userId),
+          local.length > 0 ? this.#command.hset(key, Object.fromEntries(local.map((connectionId) => [connectionId, self]))) : undefined
+        ])
       }))
     }
   }
