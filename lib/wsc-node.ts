@@ -12,7 +12,7 @@ import {
 } from './protocol.js'
 import {
   makeConnectionId, parseConnectionId,
-  type NodeInfo, type PresenceEntry, type RoutedEvent, type Router
+  type NodeInfo, type PresenceEntry, type RoutedEvent, type Router, type RouterStatus
 } from './router.js'
 
 /** pino's shape, so `fastify.log` fits. */
@@ -306,7 +306,7 @@ export class WscNode extends EventEmitter<WscEvents> {
     try {
       await this.#handle(connection, parsed.frame)
     } catch (err) {
-      const code = (err as { code?: string }).code === UnavailableError.prototype.code ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL
+      const code = err instanceof UnavailableError ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL
       this.#log.warn({ err, connectionId: connection.id, code }, 'frame failed')
       this.#reply(connection, encodeError(code, code === ErrorCode.UNAVAILABLE ? 'a dependency is unavailable; retry' : 'internal error', id))
     }
@@ -353,8 +353,7 @@ export class WscNode extends EventEmitter<WscEvents> {
             ? await this.sendToUser(to.user, data, { from: connection.userId })
             : await this.sendToRoom(to.room, data, { from: connection.userId })
         } catch (err) {
-          const code = (err as { code?: string }).code
-          if (code === PayloadError.prototype.code || code === TargetError.prototype.code) {
+          if (err instanceof PayloadError || err instanceof TargetError) {
             return this.#refuse(connection, ErrorCode.BAD_REQUEST, (err as Error).message, frame.id)
           }
           throw err
@@ -416,13 +415,20 @@ export class WscNode extends EventEmitter<WscEvents> {
       case 'disconnect':
         this.hub.get(event.connectionId)?.close(event.code, event.reason)
         return
-      case 'join':
+      case 'join': {
+        const joined: ClientConnection[] = []
+        let first = false
         for (const connection of this.hub.user(event.userId)) {
           if (connection.rooms?.has(event.room) === true) continue
-          if (this.hub.join(connection, event.room)) this.#subscribeInBackground(event.room)
-          connection.write(Buffer.from(encodeJoined(event.room)))
+          if (this.hub.join(connection, event.room)) first = true
+          joined.push(connection)
         }
+        // `joined` goes out once the room channel is subscribed, so traffic sent after it arrives.
+        const notify = (): void => { for (const connection of joined) connection.write(Buffer.from(encodeJoined(event.room))) }
+        if (first) this.#subscribeInBackground(event.room).finally(notify)
+        else notify()
         return
+      }
       case 'leave':
         for (const connection of this.hub.user(event.userId)) {
           if (connection.rooms?.has(event.room) !== true) continue
@@ -432,8 +438,8 @@ export class WscNode extends EventEmitter<WscEvents> {
     }
   }
 
-  #subscribeInBackground (room: string): void {
-    this.#router.subscribeRoom(room).catch((err: unknown) => this.#log.warn({ err, room }, 'subscribe failed'))
+  #subscribeInBackground (room: string): Promise<void> {
+    return this.#router.subscribeRoom(room).catch((err: unknown) => this.#log.warn({ err, room }, 'subscribe failed'))
   }
 
   // ---- the server-side API (app.wsc) ----
@@ -524,6 +530,11 @@ export class WscNode extends EventEmitter<WscEvents> {
   /** Live nodes with their connection counts. */
   async nodes (): Promise<NodeInfo[]> {
     return this.#router.nodes()
+  }
+
+  /** Health of the cross-node path (Redis reachable, Pub/Sub loopback probe and its latency). */
+  routerStatus (): RouterStatus {
+    return this.#router.status()
   }
 }
 

@@ -3,9 +3,11 @@ import fp from 'fastify-plugin'
 import { loadConfig, type WscConfig, type WscConfigInput } from '../lib/config.js'
 import { ConfigError } from '../lib/errors.js'
 import type { MessageStore } from '../lib/message-store.js'
+import { isRedisConfigured } from '../lib/redis-connection.js'
 import type { Router } from '../lib/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/wsc-node.js'
 import nodeIdentity from './node-identity.js'
+import redisRouter from './redis-router.js'
 import websocket, { type Authenticate } from './websocket.js'
 
 /** Options of `fastify.register(wsc, options)`: hooks, plus any configuration key (camelCase) to override. */
@@ -41,16 +43,17 @@ const { version } = JSON.parse(readFileSync(packageJson ?? new URL('../package.j
 async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions): Promise<void> {
   const { nodeId, configFile, authenticate, authorizeJoin, authorizePublish, router, messageStore, ...configOptions } = opts
   const config = loadConfig({ options: configOptions, file: configFile })
-  const wantsRedis = config.redis.addr !== '' || config.redis.sentinels.length > 0 || config.redis.clusterNodes.length > 0
-  if (router === undefined && wantsRedis && config.distributed.enabled) {
-    throw new ConfigError('config: redis.addr is set but Redis routing is not available in this version; unset REDIS_ADDR to run on one node')
-  }
   if (messageStore === undefined && (config.mysql.url !== '' || config.mysql.host !== '')) {
     throw new ConfigError('config: mysql.url is set but MySQL persistence is not available in this version; unset MYSQL_URL')
   }
   fastify.decorate('wscConfig', config)
   await fastify.register(nodeIdentity, { nodeId, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
-  await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router, store: messageStore, version })
+  let crossNode = router
+  if (crossNode === undefined && isRedisConfigured(config.redis) && config.distributed.enabled) {
+    await fastify.register(redisRouter)
+    crossNode = fastify.wscRouter
+  }
+  await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router: crossNode, store: messageStore, version })
 }
 
 export default fp(wsc, { name: 'fastify-wsc', fastify: '5.x' })
@@ -58,7 +61,7 @@ export { wsc }
 export type { Authenticate, Wsc } from './websocket.js'
 export type { WscConfig, WscConfigInput } from '../lib/config.js'
 export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
-export type { NodeInfo, PresenceEntry, Router } from '../lib/router.js'
+export type { NodeInfo, PresenceEntry, Router, RouterStatus } from '../lib/router.js'
 export type { MessageStore, StoredMessage } from '../lib/message-store.js'
 export type { Target } from '../lib/protocol.js'
 export { CloseCode, ErrorCode } from '../lib/protocol.js'

@@ -26,7 +26,7 @@ export type Authenticate = (request: FastifyRequest) => AuthResult | null | unde
 /** The server-side API at `app.wsc`. */
 export type Wsc = Pick<WscNode,
   'nodeId' | 'sendToUser' | 'sendToRoom' | 'sendToConnection' | 'broadcast' | 'kick' | 'disconnect' |
-  'joinRoom' | 'leaveRoom' | 'isOnline' | 'presence' | 'onlineCount' | 'nodes' | 'on' | 'once' | 'off'>
+  'joinRoom' | 'leaveRoom' | 'isOnline' | 'presence' | 'onlineCount' | 'nodes' | 'routerStatus' | 'on' | 'once' | 'off'>
 
 export interface WebsocketPluginOptions {
   config: WscConfig

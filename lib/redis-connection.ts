@@ -1,0 +1,125 @@
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { WscConfig } from './config.js'
+import { ConfigError } from './errors.js'
+
+/** How the Redis deployment is reached. */
+export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
+
+/** A command client (shared with other Redis users such as a message store) and a dedicated Pub/Sub client. */
+export interface RedisConnections {
+  mode: RedisMode
+  command: Redis | Cluster
+  subscriber: Redis | Cluster
+  /** Closes both clients; safe to call more than once. */
+  close (): Promise<void>
+}
+
+type RedisConfig = WscConfig['redis']
+
+/** Whether the configuration names a Redis deployment at all. */
+export function isRedisConfigured (config: RedisConfig): boolean {
+  return config.addr !== '' || config.sentinels.length > 0 || config.clusterNodes.length > 0
+}
+
+/** `auto` picks cluster when seed nodes are set, sentinel when sentinels are set, else standalone. */
+export function resolveRedisMode (config: RedisConfig): RedisMode {
+  if (config.mode !== 'auto') return config.mode
+  if (config.clusterNodes.length > 0) return 'cluster'
+  if (config.sentinels.length > 0) return 'sentinel'
+  return 'standalone'
+}
+
+/** `host:port`, `[v6]:port` or `host` (port 6379). */
+export function parseHostPort (text: string, key: string): { host: string, port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(text.trim())
+  const port = Number(match?.[3] ?? 6379)
+  const host = match?.[1] ?? match?.[2]
+  if (host === undefined || port < 1 || port > 65535) {
+    throw new ConfigError(`config: ${key} = ${JSON.stringify(text)} is invalid: expected host:port`)
+  }
+  return { host, port }
+}
+
+/** Reconnect delay: exponential from 100 ms to 3 s, with jitter so pods do not reconnect in lockstep. */
+export function reconnectDelay (attempt: number): number {
+  const base = Math.min(100 * 2 ** Math.min(attempt, 10), 3000)
+  return Math.round(base / 2 + Math.random() * base / 2)
+}
+
+/**
+ * Commands fail at once while Redis is unreachable (no offline queue, no silent resend after a
+ * reconnect): a send then rejects instead of hanging or being delivered twice.
+ */
+const FAIL_FAST: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  commandTimeout: 5000
+}
+
+/**
+ * Opens the clients the configuration names: standalone (`redis.addr`, a `host:port` or `redis://` URL),
+ * Sentinel (`redis.sentinels` + `redis.master_name`) or Cluster (`redis.cluster_nodes`, sharded Pub/Sub).
+ * Both reconnect with backoff for ever; the router re-registers and re-subscribes when they return.
+ */
+export function openRedisConnections (config: RedisConfig): RedisConnections {
+  const mode = resolveRedisMode(config)
+  const password = config.password === '' ? undefined : config.password
+  let command: Redis | Cluster
+  let subscriber: Redis | Cluster
+  if (mode === 'cluster') {
+    if (config.clusterNodes.length === 0) throw new ConfigError('config: redis.mode = "cluster" needs redis.cluster_nodes (REDIS_CLUSTER_NODES)')
+    const seeds = config.clusterNodes.map((node) => parseHostPort(node, 'redis.cluster_nodes'))
+    const options = (name: string, sharded: boolean): ClusterOptions => ({
+      clusterRetryStrategy: reconnectDelay,
+      enableOfflineQueue: sharded,
+      shardedSubscribers: sharded,
+      redisOptions: { password, connectionName: name, ...(sharded ? {} : { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: 5000 }) }
+    })
+    command = new Cluster(seeds, options('wsc-command', false))
+    subscriber = new Cluster(seeds, options('wsc-pubsub', true))
+  } else {
+    let base: RedisOptions
+    if (mode === 'sentinel') {
+      if (config.sentinels.length === 0) throw new ConfigError('config: redis.mode = "sentinel" needs redis.sentinels (REDIS_SENTINELS)')
+      base = {
+        sentinels: config.sentinels.map((node) => parseHostPort(node, 'redis.sentinels')),
+        name: config.masterName,
+        sentinelPassword: password,
+        sentinelRetryStrategy: reconnectDelay
+      }
+    } else if (/^rediss?:\/\//i.test(config.addr)) {
+      base = {}
+    } else {
+      if (config.addr === '') throw new ConfigError('config: redis.mode = "standalone" needs redis.addr (REDIS_ADDR)')
+      base = parseHostPort(config.addr, 'redis.addr')
+    }
+    const options = (name: string, extra: RedisOptions): RedisOptions => ({
+      ...base,
+      ...(password === undefined ? {} : { password }),
+      ...(config.db === 0 ? {} : { db: config.db }),
+      connectionName: name,
+      retryStrategy: reconnectDelay,
+      ...extra
+    })
+    const url = /^rediss?:\/\//i.test(config.addr) && mode === 'standalone' ? config.addr : undefined
+    const make = (opts: RedisOptions): Redis => url === undefined ? new Redis(opts) : new Redis(url, opts)
+    command = make(options('wsc-command', FAIL_FAST))
+    // The router re-subscribes its own channel list when the connection returns.
+    subscriber = make(options('wsc-pubsub', { ...FAIL_FAST, autoResubscribe: false }))
+  }
+  // The router reports the state; without a listener every reconnect attempt would log an unhandled 'error'.
+  for (const client of [command, subscriber]) client.on('error', () => {})
+  let closing: Promise<void> | undefined
+  return {
+    mode,
+    command,
+    subscriber,
+    close: () => (closing ??= Promise.all([command, subscriber].map(async (client) => {
+      try {
+        if (client.status === 'ready') await client.quit()
+      } catch {}
+      client.disconnect()
+    })).then(() => {}))
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * Every Redis key and channel name fastify-wsc uses (docs/redis.md, DESIGN.md "Redis contract").
+ * All start with the configurable prefix (default `wsc:`). The `{…}` in a user key is a Redis Cluster
+ * hash tag: every key of one user lands in one slot.
+ */
+export class RedisKeys {
+  readonly prefix: string
+
+  constructor (prefix: string) {
+    this.prefix = prefix
+  }
+
+  /** STRING (JSON {@link NodeInfo}) with TTL 3× the heartbeat: the node registry entry. */
+  node (nodeId: string): string {
+    return `${this.prefix}nodes:${nodeId}`
+  }
+
+  /** ZSET nodeId → last heartbeat (epoch ms): discovery and reaping without KEYS. */
+  get nodeIndex (): string {
+    return `${this.prefix}node-index`
+  }
+
+  /** HASH connectionId → nodeId: where a user is connected. */
+  presence (userId: string): string {
+    return `${this.prefix}presence:{${userId}}`
+  }
+
+  /**
+   * SET of the user ids a node hosts (beyond the contract): lets a survivor find a dead node's presence
+   * entries without scanning every user. Deleted when the node deregisters or is reaped.
+   */
+  nodeUsers (nodeId: string): string {
+    return `${this.prefix}node-users:${nodeId}`
+  }
+
+  /** Channel: events for connections on one node (deliver, kick, disconnect, join, leave) and its probe. */
+  nodeChannel (nodeId: string): string {
+    return `${this.prefix}node:${nodeId}`
+  }
+
+  /** Channel: a room's traffic; a node subscribes only while it has a local member. */
+  roomChannel (room: string): string {
+    return `${this.prefix}room:${room}`
+  }
+
+  /** Channel: messages for every connection. */
+  get broadcastChannel (): string {
+    return `${this.prefix}broadcast`
+  }
+}

@@ -1,0 +1,69 @@
+import type { RoutedEvent } from './router.js'
+
+/**
+ * What travels on a Pub/Sub channel between nodes: a one-line JSON header naming the sending node, and
+ * for `deliver` the already-encoded client frame after a newline, verbatim (never escaped again).
+ *
+ *     {"kind":"deliver","origin":"wsc-0","target":{"user":"u1"},"seq":42}\n{"type":"message",…}
+ *     {"kind":"kick","origin":"wsc-0","userId":"u1","code":1008,"reason":"kicked"}
+ *     {"kind":"probe","origin":"wsc-0","n":7}
+ */
+export type ChannelMessage =
+  | { origin: string, event: RoutedEvent }
+  | { origin: string, probe: number }
+
+export function encodeRoutedEvent (origin: string, event: RoutedEvent): string {
+  if (event.kind !== 'deliver') return JSON.stringify({ ...event, origin })
+  const seq = event.seq === undefined ? '' : `,"seq":${event.seq}`
+  return `{"kind":"deliver","origin":${JSON.stringify(origin)},"target":${JSON.stringify(event.target)}${seq}}\n${event.frame}`
+}
+
+export function encodeProbe (origin: string, n: number): string {
+  return JSON.stringify({ kind: 'probe', origin, n })
+}
+
+const isString = (value: unknown): value is string => typeof value === 'string'
+const isInt = (value: unknown): value is number => Number.isSafeInteger(value)
+
+/** Decodes a channel message; undefined for anything this version did not write. */
+export function decodeChannelMessage (text: string): ChannelMessage | undefined {
+  const newline = text.indexOf('\n')
+  let header: Record<string, unknown>
+  try {
+    const parsed: unknown = JSON.parse(newline < 0 ? text : text.slice(0, newline))
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined
+    header = parsed as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+  const { origin } = header
+  if (!isString(origin)) return undefined
+  switch (header.kind) {
+    case 'probe':
+      return isInt(header.n) ? { origin, probe: header.n } : undefined
+    case 'deliver': {
+      const target = header.target
+      if (newline < 0 || target === null || typeof target !== 'object') return undefined
+      const frame = text.slice(newline + 1)
+      const event: RoutedEvent = isInt(header.seq)
+        ? { kind: 'deliver', target: target as never, frame, seq: header.seq }
+        : { kind: 'deliver', target: target as never, frame }
+      return { origin, event }
+    }
+    case 'kick':
+      return isString(header.userId) && isInt(header.code) && isString(header.reason)
+        ? { origin, event: { kind: 'kick', userId: header.userId, code: header.code, reason: header.reason } }
+        : undefined
+    case 'disconnect':
+      return isString(header.connectionId) && isInt(header.code) && isString(header.reason)
+        ? { origin, event: { kind: 'disconnect', connectionId: header.connectionId, code: header.code, reason: header.reason } }
+        : undefined
+    case 'join':
+    case 'leave':
+      return isString(header.userId) && isString(header.room)
+        ? { origin, event: { kind: header.kind, userId: header.userId, room: header.room } }
+        : undefined
+    default:
+      return undefined
+  }
+}

@@ -1,0 +1,80 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { Redis } from 'ioredis'
+import { startNodes, startRedisCluster, uniquePrefix, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
+import { broadcastEverywhere, connect, interestOnly, kickAndDisconnect, presenceAndNodesAgree, roomAcrossNodes, userToUser } from './redis-scenarios.js'
+
+function direct (t: import('node:test').TestContext, addr: string): Redis {
+  const [host, port] = addr.split(':')
+  const client = new Redis({ host, port: Number(port), maxRetriesPerRequest: 1 })
+  client.on('error', () => {})
+  t.after(() => { client.disconnect() })
+  return client
+}
+
+test('Redis Cluster (3 masters, sharded Pub/Sub)', async (t) => {
+  const cluster: RedisClusterHandle = await startRedisCluster(t)
+  assert.equal(cluster.masters.length, 3)
+  const three = (sub: import('node:test').TestContext, prefix = uniquePrefix()): Promise<TestNode[]> =>
+    startNodes(sub, 3, { prefix, clusterNodes: cluster.seeds })
+
+  await t.test('a user reaches every device of another user on other nodes', async (sub) => {
+    await userToUser(sub, await three(sub))
+  })
+  await t.test('a room spans three nodes; server-side joinRoom/leaveRoom reach every device', async (sub) => {
+    await roomAcrossNodes(sub, await three(sub))
+  })
+  await t.test('broadcast reaches every connection on every node', async (sub) => {
+    await broadcastEverywhere(sub, await three(sub))
+  })
+  await t.test('kick and disconnect close connections on other nodes', async (sub) => {
+    await kickAndDisconnect(sub, await three(sub))
+  })
+  await t.test('presence, isOnline, onlineCount and nodes() agree on every node', async (sub) => {
+    await presenceAndNodesAgree(sub, await three(sub))
+  })
+  await t.test('a node hosting none of a room or user receives none of its traffic', async (sub) => {
+    await interestOnly(sub, await three(sub))
+  })
+
+  await t.test('a message reaches a user whose keys live on each shard; channels are shard channels', async (sub) => {
+    const prefix = uniquePrefix()
+    const nodes = await three(sub, prefix)
+    const masters = cluster.masters.map((master) => ({ ...master, client: direct(sub, master.addr) }))
+    const first = masters[0]
+    assert.ok(first)
+    // One user per master: the first candidate whose presence key hashes into that master's slots.
+    const users: Array<{ userId: string, master: typeof first }> = []
+    for (let i = 0; users.length < masters.length && i < 1000; i++) {
+      const userId = `shard-user-${i}`
+      const slot = Number(await first.client.cluster('KEYSLOT', `${prefix}presence:{${userId}}`))
+      const master = masters.find((m) => m.ranges.some(([start, end]) => slot >= start && slot <= end))
+      if (master !== undefined && !users.some((user) => user.master === master)) users.push({ userId, master })
+    }
+    assert.equal(users.length, 3)
+    for (const [i, { userId, master }] of users.entries()) {
+      const home = nodes[i] as TestNode
+      const sender = nodes[(i + 1) % nodes.length] as TestNode
+      const client = await connect(sub, home, userId)
+      // The presence hash lives on that master: it answers without a MOVED redirection.
+      assert.deepEqual(await master.client.hgetall(`${prefix}presence:{${userId}}`), { [client.connectionId]: home.nodeId })
+      const sent = await sender.app.wsc.sendToUser(userId, { shard: master.addr })
+      const message = await client.next('message')
+      assert.equal(message.id, sent.id)
+      assert.deepEqual(message.data, { shard: master.addr })
+    }
+    const shardChannels = new Set<string>()
+    const classic = new Set<string>()
+    for (const master of masters) {
+      for (const channel of await master.client.pubsub('SHARDCHANNELS', `${prefix}*`) as string[]) shardChannels.add(channel)
+      for (const channel of await master.client.pubsub('CHANNELS', `${prefix}*`) as string[]) classic.add(channel)
+    }
+    assert.deepEqual([...shardChannels].sort(), [`${prefix}broadcast`, ...nodes.map((node) => `${prefix}node:${node.nodeId}`)].sort())
+    assert.equal(classic.size, 0, 'Cluster mode uses sharded Pub/Sub only')
+    for (const node of nodes) {
+      const status = node.app.wsc.routerStatus()
+      assert.equal(status.up, true, status.detail)
+      assert.match(status.detail, /cluster/)
+    }
+  })
+})

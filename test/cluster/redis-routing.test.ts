@@ -1,0 +1,59 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { startNodes, uniquePrefix, redisClient, type TestNode } from '../redis-harness.js'
+import { broadcastEverywhere, connect, interestOnly, kickAndDisconnect, presenceAndNodesAgree, roomAcrossNodes, userToUser } from './redis-scenarios.js'
+
+const three = (t: import('node:test').TestContext): Promise<TestNode[]> => startNodes(t, 3, { prefix: uniquePrefix() })
+
+test('standalone Redis: a user reaches every device of another user on other nodes', async (t) => {
+  await userToUser(t, await three(t))
+})
+
+test('standalone Redis: a room spans three nodes; server-side joinRoom/leaveRoom reach every device', async (t) => {
+  await roomAcrossNodes(t, await three(t))
+})
+
+test('standalone Redis: broadcast reaches every connection on every node', async (t) => {
+  await broadcastEverywhere(t, await three(t))
+})
+
+test('standalone Redis: kick and disconnect close connections on other nodes', async (t) => {
+  await kickAndDisconnect(t, await three(t))
+})
+
+test('standalone Redis: presence, isOnline, onlineCount and nodes() agree on every node', async (t) => {
+  await presenceAndNodesAgree(t, await three(t))
+})
+
+test('standalone Redis: a node hosting none of a room or user receives none of its traffic', async (t) => {
+  await interestOnly(t, await three(t))
+})
+
+test('standalone Redis: an operator sees the registry, the index and the channels', async (t) => {
+  const prefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { prefix })
+  assert.ok(a && b)
+  const member = await connect(t, a, 'olga')
+  member.send({ type: 'join', room: 'ops' })
+  await member.next('joined')
+  const redis = redisClient(t)
+  const entry = JSON.parse(await redis.get(`${prefix}nodes:${a.nodeId}`) ?? 'null') as Record<string, unknown>
+  assert.deepEqual(Object.keys(entry).sort(), ['connections', 'heartbeatAt', 'id', 'ip', 'port', 'startedAt', 'version'])
+  assert.equal(entry.id, a.nodeId)
+  const ttl = await redis.pttl(`${prefix}nodes:${a.nodeId}`)
+  assert.ok(ttl > 0 && ttl <= 1500, `TTL is 3 heartbeats (1500 ms), got ${ttl}`)
+  const index = await redis.zrange(`${prefix}node-index`, '0', '-1', 'WITHSCORES')
+  assert.deepEqual([index[0], index[2]].sort(), [a.nodeId, b.nodeId].sort())
+  assert.deepEqual(await redis.hgetall(`${prefix}presence:{olga}`), { [member.connectionId]: a.nodeId })
+  assert.deepEqual(await redis.smembers(`${prefix}node-users:${a.nodeId}`), ['olga'])
+  const channels = (await redis.pubsub('CHANNELS', `${prefix}*`) as string[]).sort()
+  assert.deepEqual(channels, [
+    `${prefix}broadcast`,
+    `${prefix}node:${a.nodeId}`,
+    `${prefix}node:${b.nodeId}`,
+    `${prefix}room:ops`
+  ].sort())
+  const status = a.app.wsc.routerStatus()
+  assert.equal(status.up, true, status.detail)
+  assert.equal(typeof status.probeLatencyMs, 'number')
+})
