@@ -42,6 +42,13 @@ export async function within<T> (promise: Promise<T>, ms: number, what: string):
   }
 }
 
+export interface ClientOptions {
+  protocols?: string[]
+  headers?: Record<string, string>
+  /** Source address, e.g. 127.0.N.1, so nginx's ip_hash tells test clients apart. */
+  localAddress?: string
+}
+
 /** A protocol client over a real `ws` socket that records every frame it receives. */
 export class TestClient {
   readonly socket: WebSocket
@@ -49,8 +56,11 @@ export class TestClient {
   readonly closed: Promise<{ code: number, reason: string }>
   #waiters: Array<() => void> = []
 
-  constructor (url: string, options: { protocols?: string[], headers?: Record<string, string> } = {}) {
-    this.socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers })
+  /** The `welcome` frame, once {@link connect} has read it. */
+  welcome: Frame | undefined
+
+  constructor (url: string, options: ClientOptions = {}) {
+    this.socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers, localAddress: options.localAddress })
     this.socket.on('message', (data) => {
       this.frames.push(JSON.parse(data.toString()) as Frame)
       this.#wake()
@@ -65,9 +75,9 @@ export class TestClient {
   }
 
   /** Connects and resolves after the `welcome` frame. */
-  static async connect (url: string, options: { protocols?: string[], headers?: Record<string, string> } = {}): Promise<TestClient> {
+  static async connect (url: string, options: ClientOptions = {}): Promise<TestClient> {
     const client = new TestClient(url, options)
-    await client.next('welcome')
+    client.welcome = await client.next('welcome')
     return client
   }
 

@@ -6,7 +6,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startLocalCluster } from '../../scripts/local-cluster.js'
-import { LoopbackClient, spreadOverNodes, within, type Frame } from '../deploy/loopback-client.js'
+import { TestClient, within, type Frame } from '../helper.js'
+import { spreadOverNodes } from '../deploy/loopback-client.js'
 
 const NODE_IDS = ['wsc-0', 'wsc-1', 'wsc-2']
 
@@ -23,7 +24,7 @@ async function send (baseUrl: string, user: string, data: unknown): Promise<{ id
 }
 
 /** Reads message frames until every seq in `seqs` has arrived (duplicates are allowed and dropped). */
-async function collect (client: LoopbackClient, seqs: number[], ms = 10_000): Promise<Map<number, Frame>> {
+async function collect (client: TestClient, seqs: number[], ms = 10_000): Promise<Map<number, Frame>> {
   const got = new Map<number, Frame>()
   const deadline = Date.now() + ms
   while (!seqs.every((seq) => got.has(seq))) {
@@ -77,7 +78,8 @@ test('through nginx, users on every node reach each other; a killed node\'s user
   assert.deepEqual(sent, [1, 2, 3, 4, 5].map((i) => since + i), 'seq goes on without gaps')
 
   // Same address, same ip_hash bucket: nginx passes the dead upstream and the client lands on a live node.
-  const { client, welcome } = await LoopbackClient.connect(`${cluster.wsUrl}?token=${victim.user}&since=${since}`, victim.address)
+  const client = await TestClient.connect(`${cluster.wsUrl}?token=${victim.user}&since=${since}`, { localAddress: victim.address })
+  const welcome: Record<string, unknown> = client.welcome ?? {}
   t.after(() => client.close())
   assert.ok(['wsc-0', 'wsc-2'].includes(String(welcome.nodeId)), `resumed on ${String(welcome.nodeId)}`)
   const replayed = await collect(client, sent)

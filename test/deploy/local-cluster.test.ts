@@ -6,7 +6,8 @@ import { request } from 'node:http'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { ClusterError, startLocalCluster, type LocalCluster } from '../../scripts/local-cluster.js'
-import { LoopbackClient, spreadOverNodes, within } from './loopback-client.js'
+import { TestClient, within } from '../helper.js'
+import { spreadOverNodes } from './loopback-client.js'
 import { ROOT } from './pod.js'
 
 // The script behind `npm run cluster`, with each node on the embedded default (`redis: false`): this
@@ -61,7 +62,8 @@ test('through nginx, clients from different addresses reach every node; a killed
   assert.ok(victim)
   cluster.nodes[1]?.child.kill('SIGKILL')
   await within(victim.client.closed, 10_000, 'the close of the killed node\'s connection')
-  const { client, welcome } = await LoopbackClient.connect(`${cluster.wsUrl}?token=${victim.user}`, victim.address)
+  const client = await TestClient.connect(`${cluster.wsUrl}?token=${victim.user}`, { localAddress: victim.address })
+  const welcome: Record<string, unknown> = client.welcome ?? {}
   assert.ok(['wsc-0', 'wsc-2'].includes(String(welcome.nodeId)), `reconnected to ${String(welcome.nodeId)}`)
   assert.equal(welcome.userId, victim.user)
   await client.close()
@@ -113,7 +115,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     })
     const wsUrl = await within(printed, 40_000, 'the URL')
     const ports = [...out.matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]))
-    const { client, welcome } = await LoopbackClient.connect(`${wsUrl}?token=alice`, '127.0.0.1')
+    const client = await TestClient.connect(`${wsUrl}?token=alice`, { localAddress: '127.0.0.1' })
+    const welcome: Record<string, unknown> = client.welcome ?? {}
     assert.match(String(welcome.nodeId), /^wsc-[012]$/)
     await client.close()
 
