@@ -102,7 +102,8 @@ export interface RedisServer {
   start (): Promise<void>
 }
 
-async function spawnRedis (port: number, dir: string, extra: string[]): Promise<ChildProcess> {
+/** Spawns `redis-server` on `port` with no persistence; resolves once it accepts connections. */
+export async function spawnRedis (port: number, dir: string, extra: string[]): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
   await new Promise<void>((resolve, reject) => {
     let output = ''
