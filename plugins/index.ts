@@ -5,6 +5,7 @@ import { ConfigError } from '../lib/errors.js'
 import type { MessageStore } from '../lib/message-store.js'
 import type { Router } from '../lib/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/wsc-node.js'
+import health from './health.js'
 import metrics from './metrics.js'
 import nodeIdentity from './node-identity.js'
 import websocket, { type Authenticate } from './websocket.js'
@@ -54,6 +55,7 @@ async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions
   await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router, store: messageStore, version })
   // They observe the node the websocket plugin made; their onClose runs first, after the drain.
   if (config.metrics.enabled) await fastify.register(metrics, { config })
+  if (config.health.enabled) await fastify.register(health, { config })
 }
 
 export default fp(wsc, { name: 'fastify-wsc', fastify: '5.x' })
@@ -63,6 +65,7 @@ export type { WscConfig, WscConfigInput } from '../lib/config.js'
 export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, DrainOptions, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
 export type { NodeHealth, ReadinessCheck, StoreStatus } from '../lib/readiness.js'
 export type { FrameKind, TargetKind, WscObserver } from '../lib/observer.js'
+export type { ReadinessBody } from './health.js'
 export type { WscMetrics } from './metrics.js'
 export type { NodeInfo, PresenceEntry, Router } from '../lib/router.js'
 export type { MessageStore, StoredMessage } from '../lib/message-store.js'
