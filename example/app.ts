@@ -1,5 +1,5 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import wsc, { extractBearerToken, type WscOptions } from 'fastify-wsc'
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import wsc, { extractBearerToken, redactToken, type WscOptions } from 'fastify-wsc'
 import { verifyHs256 } from './jwt.js'
 
 export interface ExampleOptions {
@@ -40,8 +40,21 @@ const sendSchema = {
 
 /** The example app: fastify-wsc with token auth, a send API, presence and node listing. */
 export async function buildExampleApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, ...options.fastify })
+  const app = Fastify({
+    logger: {
+      level: process.env.LOG_LEVEL ?? 'info',
+      // Browsers send the token in ?token= on any path they try: never log it.
+      serializers: { req: (request: FastifyRequest) => ({ method: request.method, url: redactToken(request.url), remoteAddress: request.ip }) }
+    },
+    ...options.fastify
+  })
   const { jwtSecret, apiToken } = options
+  // Fastify's own 404 handler logs the URL, token and all.
+  app.setNotFoundHandler(async (request, reply) => {
+    const message = `Route ${request.method}:${redactToken(request.url)} not found`
+    request.log.info({ statusCode: 404 }, message)
+    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message })
+  })
 
   await app.register(wsc, {
     ...options.wsc,
