@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import type { TestContext } from 'node:test'
 import { within } from './helper.js'
 
 export type LogLine = Record<string, unknown> & { msg?: string }
@@ -28,9 +27,9 @@ function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
 
 /**
  * Starts `node <args>` and resolves once both the public and the metrics port listen. The child is
- * killed (SIGKILL) after the test if it is still running.
+ * killed (SIGKILL) after the test (`t.after`) if it is still running.
  */
-export async function startServer (t: TestContext, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServer (t: { after: (fn: () => void) => void }, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
   const logs: LogLine[] = []
   const waiters = new Set<() => void>()
