@@ -1,5 +1,5 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
-import wsc, { extractBearerToken, redactToken, type WscOptions } from 'fastify-wsc'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import wsc, { extractBearerToken, redactToken, serializeRequest, type WscOptions } from 'fastify-wsc'
 import { verifyHs256 } from './jwt.js'
 
 export interface ExampleOptions {
@@ -44,7 +44,7 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
     logger: {
       level: process.env.LOG_LEVEL ?? 'info',
       // Browsers send the token in ?token= on any path they try: never log it.
-      serializers: { req: (request: FastifyRequest) => ({ method: request.method, url: redactToken(request.url), remoteAddress: request.ip }) }
+      serializers: { req: serializeRequest }
     },
     ...options.fastify
   })

@@ -61,6 +61,7 @@ async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions
 export default fp(wsc, { name: 'fastify-wsc', fastify: '5.x' })
 export { wsc }
 export type { Authenticate, Wsc } from './websocket.js'
+export { serializeRequest } from './websocket.js'
 export type { WscConfig, WscConfigInput } from '../lib/config.js'
 export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, DrainOptions, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
 export type { NodeHealth, ReadinessCheck, StoreStatus } from '../lib/readiness.js'

@@ -54,6 +54,11 @@ interface PendingUpgrade {
   since: number | undefined
 }
 
+/** pino's `req` serializer with any `?token=` redacted: use it as the app logger's `serializers.req`. */
+export function serializeRequest (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
+  return { method: request.method, url: redactToken(request.url), remoteAddress: request.ip }
+}
+
 function isUpgrade (request: FastifyRequest): boolean {
   return request.headers.upgrade?.toLowerCase() === 'websocket'
 }
@@ -115,9 +120,7 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
     url: config.websocket.path,
     logLevel: 'warn',
     // Tokens may travel in ?token= (browsers cannot set headers): keep them out of error logs.
-    logSerializers: {
-      req: (request: FastifyRequest) => ({ method: request.method, url: redactToken(request.url), remoteAddress: request.ip })
-    },
+    logSerializers: { req: serializeRequest },
     handler: async (_request, reply) => refuse(reply, 400, 'not a WebSocket upgrade'),
     preValidation: async (request, reply) => {
       if (!isUpgrade(request)) return
