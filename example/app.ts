@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import wsc, { extractBearerToken, type WscOptions } from 'fastify-wsc'
+import wsc, { extractBearerToken, redactToken, serializeRequest, type WscOptions } from 'fastify-wsc'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { verifyHs256 } from './jwt.js'
@@ -45,8 +45,21 @@ const sendSchema = {
 
 /** The example app: fastify-wsc with token auth, a send API, presence and node listing. */
 export async function buildExampleApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, ...options.fastify })
+  const app = Fastify({
+    logger: {
+      level: process.env.LOG_LEVEL ?? 'info',
+      // Browsers send the token in ?token= on any path they try: never log it.
+      serializers: { req: serializeRequest }
+    },
+    ...options.fastify
+  })
   const { jwtSecret, apiToken } = options
+  // Fastify's own 404 handler logs the URL, token and all.
+  app.setNotFoundHandler(async (request, reply) => {
+    const message = `Route ${request.method}:${redactToken(request.url)} not found`
+    request.log.info({ statusCode: 404 }, message)
+    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message })
+  })
 
   await app.register(wsc, {
     ...options.wsc,

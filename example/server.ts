@@ -7,9 +7,17 @@ const host = env.HOST ?? '0.0.0.0'
 
 const app = await buildExampleApp({ jwtSecret: env.WSC_JWT_SECRET, apiToken: env.WSC_API_TOKEN })
 
-closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
+// SIGTERM (a rolling deploy): drain, so clients move to other pods without losing messages, then close.
+// A second signal exits at once (code 1); so does a shutdown that outlives drain.timeout.
+closeWithGrace({
+  delay: app.wscConfig.drain.timeout,
+  logger: { error: (message: unknown) => app.log.error({ err: message }, 'shutdown failed') },
+  onSecondSignal: (signal) => app.log.warn({ signal }, 'second signal: exiting at once'),
+  onTimeout: (delay) => app.log.error({ timeoutMs: delay }, 'shutdown outlived drain.timeout: exiting')
+}, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'closing after an error')
   else app.log.info({ signal }, 'closing')
+  if (signal !== undefined) await app.wsc.drain()
   await app.close()
 })
 

@@ -46,3 +46,10 @@ export function selectSubprotocol (offered: Iterable<string>): string | undefine
   }
   return plain ?? first
 }
+
+const TOKEN_IN_QUERY = /([?&]token=)[^&#]*/gi
+
+/** The URL with the value of any `token` query parameter replaced, for logs. */
+export function redactToken (url: string): string {
+  return url.replace(TOKEN_IN_QUERY, '$1[REDACTED]')
+}

@@ -24,6 +24,15 @@ export interface ConnectionSettings {
   rateBurst: number
   /** One object for all connections: notified of overflows. */
   onOverflow: (connection: ClientConnection) => void
+  /** Notified when a delivered frame reached the socket: ms since `deliver`, and since the sender published it. */
+  onDelivered?: ((enqueueToWriteMs: number, publishToWriteMs: number | undefined) => void) | undefined
+}
+
+interface HeldFrame {
+  frame: Buffer
+  seq: number | undefined
+  enqueuedAt: number
+  publishedAt: number | undefined
 }
 
 const OPEN = 1
@@ -46,7 +55,7 @@ export class ClientConnection {
   #pending = 0
   #closed = false
   /** Frames routed here before `welcome` and the replay were sent; undefined once they were. */
-  #held: Array<{ frame: Buffer, seq: number | undefined }> | undefined
+  #held: HeldFrame[] | undefined
   /** Live user messages up to this seq were part of the replay. */
   #replayedSeq = 0
   #writableWaiters: Array<(open: boolean) => void> | undefined
@@ -73,22 +82,30 @@ export class ClientConnection {
     return this.#pending
   }
 
-  /** Delivers a routed frame; held until the replay ends, and user messages (with `seq`) it sent are skipped. */
-  deliver (frame: Buffer, seq?: number): boolean {
+  /**
+   * Delivers a routed frame; held until the replay ends, and user messages (with `seq`) it sent are skipped.
+   * `publishedAt` (epoch ms) is when the sending node published it, for the delivery latency.
+   */
+  deliver (frame: Buffer, seq?: number, publishedAt?: number): boolean {
+    const enqueuedAt = performance.now()
     if (this.#held !== undefined) {
       if (this.#held.length >= this.#settings.messageBufferSize) {
         this.#overflow()
         return false
       }
-      this.#held.push({ frame, seq })
+      this.#held.push({ frame, seq, enqueuedAt, publishedAt })
       return true
     }
     if (seq !== undefined && seq <= this.#replayedSeq) return false
-    return this.write(frame)
+    return this.#send(frame, enqueuedAt, publishedAt)
   }
 
   /** Writes a frame now; closes the connection with 1013 when its send buffer is full. */
   write (frame: Buffer): boolean {
+    return this.#send(frame, undefined, undefined)
+  }
+
+  #send (frame: Buffer, enqueuedAt: number | undefined, publishedAt: number | undefined): boolean {
     if (this.#closed) return false
     if (this.#pending >= this.#settings.messageBufferSize ||
         this.#socket.bufferedAmount + frame.length > this.#settings.maxBufferedBytes) {
@@ -96,7 +113,13 @@ export class ClientConnection {
       return false
     }
     this.#pending++
-    this.#socket.send(frame, { binary: false }, this.#onWritten)
+    const onDelivered = this.#settings.onDelivered
+    this.#socket.send(frame, { binary: false }, enqueuedAt === undefined || onDelivered === undefined
+      ? this.#onWritten
+      : (err) => {
+          this.#onWritten()
+          if (err === undefined || err === null) onDelivered(performance.now() - enqueuedAt, publishedAt === undefined ? undefined : Math.max(0, Date.now() - publishedAt))
+        })
     return true
   }
 
@@ -110,8 +133,8 @@ export class ClientConnection {
     const held = this.#held ?? []
     this.#held = undefined
     this.#replayedSeq = Math.max(this.#replayedSeq, replayedSeq)
-    for (const { frame, seq } of held) {
-      if ((seq === undefined || seq > this.#replayedSeq) && !this.write(frame)) return
+    for (const { frame, seq, enqueuedAt, publishedAt } of held) {
+      if ((seq === undefined || seq > this.#replayedSeq) && !this.#send(frame, enqueuedAt, publishedAt)) return
     }
   }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
+import { DRAIN_CLOSE_GRACE_MS } from './drain.js'
 import { ConfigError } from './errors.js'
 
 /** The resolved configuration: every key has a value, durations in ms, sizes in bytes. */
@@ -59,6 +60,38 @@ export interface WscConfig {
     password: string
     database: string
     poolSize: number
+  }
+  health: {
+    /** Serve the liveness and readiness routes and refuse upgrades under pressure. */
+    enabled: boolean
+    livenessPath: string
+    readinessPath: string
+    /** Mean event-loop delay (ms) past which the node is under pressure; 0 = off. */
+    maxEventLoopDelay: number
+    /** Heap used, in percent of V8's heap limit, past which the node is under pressure; 0 = off. */
+    maxHeapUsedPercent: number
+    /** Resident set size (bytes) past which the node is under pressure; 0 = off. */
+    maxRss: number
+    sampleInterval: number
+    /** A router whose last Pub/Sub probe came back longer ago than this is not ready. */
+    maxProbeAge: number
+  }
+  metrics: {
+    /** Serve Prometheus metrics on their own port. */
+    enabled: boolean
+    /** 0 = an ephemeral port (tests); `app.wscMetrics.port` tells which. */
+    port: number
+    host: string
+  }
+  drain: {
+    /** Closes of live connections are spread over this window. */
+    window: number
+    /** Time between `/ready` turning 503 and the first close. */
+    delay: number
+    /** Upper bound of the random `afterMs` in `reconnect` frames. */
+    reconnectJitter: number
+    /** Budget of a whole shutdown; the example server exits with code 1 past it. */
+    timeout: number
   }
 }
 
@@ -121,7 +154,22 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'mysql.user', env: 'MYSQL_USER', kind: 'string', default: 'root', doc: 'MySQL user' },
   { key: 'mysql.password', env: 'MYSQL_PASSWORD', kind: 'string', default: '', doc: 'MySQL password' },
   { key: 'mysql.database', env: 'MYSQL_DATABASE', kind: 'string', default: 'wsc', doc: 'MySQL database' },
-  { key: 'mysql.pool_size', env: 'MYSQL_POOL_SIZE', kind: 'int', default: 10, min: 1, max: 1000, doc: 'MySQL connections' }
+  { key: 'mysql.pool_size', env: 'MYSQL_POOL_SIZE', kind: 'int', default: 10, min: 1, max: 1000, doc: 'MySQL connections' },
+  { key: 'health.enabled', env: 'WSC_HEALTH_ENABLED', kind: 'bool', default: true, doc: 'serve the liveness and readiness routes and refuse upgrades under pressure' },
+  { key: 'health.liveness_path', kind: 'string', default: '/health', doc: 'liveness route: 200 while the process answers' },
+  { key: 'health.readiness_path', kind: 'string', default: '/ready', doc: 'readiness route: 200 only when every dependency is good, the node is not draining and not under pressure' },
+  { key: 'health.max_event_loop_delay', env: 'WSC_MAX_EVENT_LOOP_DELAY', kind: 'duration', default: 1 * SECOND, min: 0, max: 600 * SECOND, doc: 'mean event-loop delay past which the node is under pressure; 0: off' },
+  { key: 'health.max_heap_used_percent', env: 'WSC_MAX_HEAP_USED_PERCENT', kind: 'int', default: 90, min: 0, max: 100, doc: 'heap used, in percent of the V8 heap limit, past which the node is under pressure; 0: off' },
+  { key: 'health.max_rss', env: 'WSC_MAX_RSS', kind: 'bytes', default: 0, min: 0, max: 1024 * 1024 * MIB, doc: 'resident set size past which the node is under pressure (about 90% of the container memory limit); 0: off' },
+  { key: 'health.sample_interval', env: 'WSC_HEALTH_SAMPLE_INTERVAL', kind: 'duration', default: 1 * SECOND, min: 10, max: 60 * SECOND, doc: 'how often event-loop delay, heap and RSS are sampled' },
+  { key: 'health.max_probe_age', env: 'WSC_MAX_PROBE_AGE', kind: 'duration', default: 15 * SECOND, min: 100, max: 3600 * SECOND, doc: 'a router whose last Pub/Sub loopback probe came back longer ago than this is not ready' },
+  { key: 'metrics.enabled', env: 'WSC_METRICS_ENABLED', kind: 'bool', default: true, doc: 'serve Prometheus metrics at /metrics on metrics.port' },
+  { key: 'metrics.port', env: 'METRICS_PORT', kind: 'int', default: 8081, min: 0, max: 65535, doc: 'port of the metrics server (never the public port); 0: an ephemeral port' },
+  { key: 'metrics.host', env: 'METRICS_HOST', kind: 'string', default: '0.0.0.0', doc: 'address the metrics server listens on' },
+  { key: 'drain.window', env: 'WSC_DRAIN_WINDOW', kind: 'duration', default: 10 * SECOND, min: 0, max: 600 * SECOND, doc: 'on drain, closes (1012) of live connections are spread evenly over this window' },
+  { key: 'drain.delay', env: 'WSC_DRAIN_DELAY', kind: 'duration', default: 0, min: 0, max: 600 * SECOND, doc: 'on drain, time between /ready turning 503 and the first close (use it when there is no preStop sleep)' },
+  { key: 'drain.reconnect_jitter', env: 'WSC_RECONNECT_JITTER', kind: 'duration', default: 5 * SECOND, min: 0, max: 600 * SECOND, doc: 'reconnect frames carry a random afterMs from 0 to this' },
+  { key: 'drain.timeout', env: 'WSC_SHUTDOWN_TIMEOUT', kind: 'duration', default: 25 * SECOND, min: 1 * SECOND, max: 3600 * SECOND, doc: 'budget of a whole shutdown; the example server exits with code 1 past it; keep it below terminationGracePeriodSeconds minus any preStop sleep' }
 ]
 
 const camel = (snake: string): string => snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
@@ -210,7 +258,7 @@ function flatten (tree: unknown, origin: string, naming: 'snake' | 'camel'): Map
   const out = new Map<string, unknown>()
   if (tree === undefined || tree === null) return out
   if (typeof tree !== 'object' || Array.isArray(tree)) {
-    throw new ConfigError(`config: ${origin} must be a mapping of sections (server, redis, distributed, websocket, store, mysql)`)
+    throw new ConfigError(`config: ${origin} must be a mapping of sections (server, redis, distributed, websocket, store, mysql, health, metrics, drain)`)
   }
   const known = new Map(CONFIG_KEYS.map((spec) => {
     const [section = '', name = ''] = spec.key.split('.')
@@ -290,5 +338,10 @@ export function loadConfig (input: LoadConfigInput = {}): WscConfig {
     config[section] ??= {}
     config[section][camel(name)] = result.value
   }
-  return config as unknown as WscConfig
+  const resolved = config as unknown as WscConfig
+  const { drain } = resolved
+  if (drain.delay + drain.window + DRAIN_CLOSE_GRACE_MS >= drain.timeout) {
+    throw new ConfigError(`config: drain.delay + drain.window (${drain.delay + drain.window} ms) leave no time for the close handshakes within drain.timeout (${drain.timeout} ms): expected at least ${DRAIN_CLOSE_GRACE_MS} ms to spare`)
+  }
+  return resolved
 }

@@ -78,7 +78,7 @@ export class LocalHub {
   }
 
   /** Writes the frame to every local connection the target names; returns how many took it. */
-  deliver (target: Target, frame: string, seq?: number): number {
+  deliver (target: Target, frame: string, seq?: number, publishedAt?: number): number {
     const recipients = 'user' in target
       ? this.#byUser.get(target.user)
       : 'room' in target
@@ -88,10 +88,10 @@ export class LocalHub {
           : this.#connections.values()
     if (recipients === undefined) return 0
     const bytes = Buffer.from(frame)
-    if (!(Symbol.iterator in recipients)) return recipients.deliver(bytes, seq) ? 1 : 0
+    if (!(Symbol.iterator in recipients)) return recipients.deliver(bytes, seq, publishedAt) ? 1 : 0
     let delivered = 0
     for (const connection of recipients) {
-      if (connection.deliver(bytes, seq)) delivered++
+      if (connection.deliver(bytes, seq, publishedAt)) delivered++
     }
     return delivered
   }

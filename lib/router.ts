@@ -22,7 +22,14 @@ export interface NodeInfo {
  * `message` frame: serialized once by the sender, never re-encoded on the way.
  */
 export type RoutedEvent =
-  | { kind: 'deliver', target: Target, frame: string, seq?: number }
+  | {
+    kind: 'deliver'
+    target: Target
+    frame: string
+    seq?: number
+    /** Epoch ms when the sending node handed it to the router (publish-to-write latency); routers carry it across nodes. */
+    publishedAt?: number
+  }
   | { kind: 'kick', userId: string, code: number, reason: string }
   | { kind: 'disconnect', connectionId: string, code: number, reason: string }
   | { kind: 'join', userId: string, room: string }

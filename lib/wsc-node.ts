@@ -1,15 +1,18 @@
 import { EventEmitter } from 'node:events'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { ClientConnection, type WireSocket } from './client-connection.js'
+import { ClientConnection, type ConnectionSettings, type WireSocket } from './client-connection.js'
 import type { WscConfig } from './config.js'
+import { DRAIN_CLOSE_GRACE_MS, planDrain } from './drain.js'
 import { ClosedError, PayloadError, TargetError, UnavailableError } from './errors.js'
 import { LocalHub } from './hub.js'
 import type { MessageStore } from './message-store.js'
+import { NOOP_OBSERVER, targetKind, type TargetKind, type WscObserver } from './observer.js'
 import {
   CloseCode, ErrorCode, PONG_FRAME, describeBadTarget, encodeAck, encodeError, encodeJoined, encodeLeft,
-  encodeMessage, encodeWelcome, isValidName, parseClientFrame, serializeData,
+  encodeMessage, encodeReconnect, encodeWelcome, isValidName, parseClientFrame, serializeData,
   type ClientFrame, type FrameId, type Target
 } from './protocol.js'
+import type { NodeHealth, StoreStatus } from './readiness.js'
 import {
   makeConnectionId, parseConnectionId,
   type NodeInfo, type PresenceEntry, type RoutedEvent, type Router, type RouterStatus
@@ -79,6 +82,16 @@ export interface NodeAddress {
   port: number | null
 }
 
+/** How a drain spreads its closes; each default comes from the `drain.*` configuration. */
+export interface DrainOptions {
+  /** Closes are spread evenly over this many ms (`drain.window`). */
+  windowMs?: number
+  /** ms between `/ready` turning 503 and the first close (`drain.delay`). */
+  delayMs?: number
+  /** Upper bound of the random `afterMs` of `reconnect` frames (`drain.reconnect_jitter`). */
+  reconnectJitterMs?: number
+}
+
 export interface WscNodeOptions {
   version: string
   config: WscConfig
@@ -109,10 +122,17 @@ export class WscNode extends EventEmitter<WscEvents> {
   readonly #authorizeJoin: AuthorizeJoin
   readonly #authorizePublish: AuthorizePublish
   readonly #setups = new Map<ClientConnection, Promise<void>>()
-  readonly #settings
+  readonly #settings: ConnectionSettings
   #heartbeat: NodeJS.Timeout | undefined
   #started = false
   #closing = false
+  #draining = false
+  #drained: Promise<void> | undefined
+  /** Ends the wait for the next drain step early (a close during the drain). */
+  #wakeDrain: (() => void) | undefined
+  /** Sends that have not settled yet: awaited before the router and the store close. */
+  readonly #inflight = new Set<Promise<unknown>>()
+  #observer: WscObserver = NOOP_OBSERVER
 
   constructor (options: WscNodeOptions) {
     super()
@@ -129,8 +149,32 @@ export class WscNode extends EventEmitter<WscEvents> {
       rateLimit: this.#config.rateLimit,
       rateBurst: this.#config.rateBurst,
       onOverflow: (connection: ClientConnection) => {
+        this.#observer.dropped('slow_consumer')
         this.#log.warn({ connectionId: connection.id, userId: connection.userId, code: CloseCode.TRY_AGAIN_LATER }, 'slow consumer: send buffer overflow')
       }
+    }
+  }
+
+  /** Reports this node's work to `observer` (metrics) from now on, instead of the previous one. */
+  observe (observer: WscObserver): void {
+    this.#observer = observer
+    this.#settings.onDelivered = observer === NOOP_OBSERVER ? undefined : (enqueueToWriteMs, publishToWriteMs) => observer.delivered(enqueueToWriteMs, publishToWriteMs)
+  }
+
+  /** True from the start of {@link drain} on. */
+  get draining (): boolean {
+    return this.#draining
+  }
+
+  /** This node's lifecycle and its router's and store's health, for readiness and metrics. */
+  health (): NodeHealth {
+    const store = this.#store as MessageStore & { status?: () => StoreStatus }
+    return {
+      started: this.#started,
+      draining: this.#draining,
+      connections: this.hub.size,
+      router: this.#router.status(),
+      store: typeof store.status === 'function' ? store.status() : undefined
     }
   }
 
@@ -139,9 +183,9 @@ export class WscNode extends EventEmitter<WscEvents> {
     return this.#nodeId
   }
 
-  /** True once {@link start} finished and until {@link close} begins. */
+  /** True once {@link start} finished and until {@link drain} or {@link close} begins. */
   get accepting (): boolean {
-    return this.#started && !this.#closing
+    return this.#started && !this.#closing && !this.#draining
   }
 
   /** Connects the router under this node's identity and starts the heartbeat. */
@@ -162,13 +206,90 @@ export class WscNode extends EventEmitter<WscEvents> {
    */
   async closeConnections (code: number, graceMs: number): Promise<void> {
     this.#closing = true
+    this.#wakeDrain?.()
     clearInterval(this.#heartbeat)
     for (const connection of this.hub) connection.close(code, 'server shutting down')
     await this.#untilEmpty(graceMs)
+    await this.#dropRemaining(code)
+  }
+
+  /** Drops connections that did not finish their close handshake in time. */
+  async #dropRemaining (code: number): Promise<void> {
     for (const connection of this.hub) {
       connection.terminate()
       await this.release(connection, code)
     }
+  }
+
+  /**
+   * Moves every client to other nodes without losing messages: from the call on, {@link accepting} is
+   * false (upgrades get 503) and `health().draining` is true (`/ready` 503); after `delayMs` each live
+   * connection gets `{"type":"reconnect","afterMs":<random>}` and close 1012, spread evenly over
+   * `windowMs`; then sends still in flight settle and the node deregisters (the router closes).
+   * Sends made after the connections are gone reject with `WSC_ERR_CLOSED`. Calling it again returns
+   * the same promise; a {@link close} during the drain cuts the window short.
+   */
+  drain (options: DrainOptions = {}): Promise<void> {
+    const defaults = this.#options.config.drain
+    this.#drained ??= this.#drain(options.windowMs ?? defaults.window, options.delayMs ?? defaults.delay, options.reconnectJitterMs ?? defaults.reconnectJitter)
+    return this.#drained
+  }
+
+  async #drain (windowMs: number, delayMs: number, reconnectJitterMs: number): Promise<void> {
+    this.#draining = true
+    const connections = [...this.hub]
+    this.#log.info({ connections: connections.length, windowMs, delayMs }, 'draining: not ready, refusing upgrades')
+    const plan = planDrain(connections.length, windowMs, reconnectJitterMs)
+    const firstCloseAt = performance.now() + delayMs
+    for (let i = 0; i < connections.length && !this.#closing; i++) {
+      const step = plan[i] as { atMs: number, afterMs: number }
+      const wait = firstCloseAt + step.atMs - performance.now()
+      if (wait > 0) await this.#pauseDrain(wait)
+      if (this.#closing) break
+      const connection = connections[i] as ClientConnection
+      if (connection.write(Buffer.from(encodeReconnect(step.afterMs)))) {
+        connection.close(CloseCode.RESTART, 'draining: reconnect with since')
+      }
+    }
+    await this.#untilEmpty(DRAIN_CLOSE_GRACE_MS)
+    await this.#dropRemaining(CloseCode.RESTART)
+    this.#closing = true
+    clearInterval(this.#heartbeat)
+    await this.#flush()
+    if (this.#started) {
+      this.#started = false
+      await this.#router.close()
+    }
+    this.#log.info({ connections: connections.length }, 'drained: connections moved, node deregistered')
+  }
+
+  #pauseDrain (ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#wakeDrain = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, ms).unref()
+      this.#wakeDrain = done
+    })
+  }
+
+  /** Waits until every send in flight settled (none can start: the node is closing). */
+  async #flush (): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+  }
+
+  #track (target: TargetKind, send: Promise<SendResult>): Promise<SendResult> {
+    this.#inflight.add(send)
+    return send.then((result) => {
+      this.#inflight.delete(send)
+      this.#observer.messageSent(target)
+      return result
+    }, (err: unknown) => {
+      this.#inflight.delete(send)
+      throw err
+    })
   }
 
   /** Resolves when the last local connection is released, or after `timeoutMs`. */
@@ -188,10 +309,13 @@ export class WscNode extends EventEmitter<WscEvents> {
     })
   }
 
-  /** Closes every connection (1001), then the router and the store. */
+  /** Closes every connection (1001), lets sends in flight settle, then closes the router and the store. */
   async close (): Promise<void> {
     if (!this.#closing || this.hub.size > 0) await this.closeConnections(CloseCode.GOING_AWAY, 0)
+    // A failed drain already rejected to its caller; closing goes on.
+    await this.#drained?.catch(() => {})
     await Promise.allSettled([...this.#setups.values()])
+    await this.#flush()
     if (this.#started) {
       this.#started = false
       await this.#router.close()
@@ -209,6 +333,7 @@ export class WscNode extends EventEmitter<WscEvents> {
     const now = Date.now()
     const connection = new ClientConnection(makeConnectionId(this.nodeId, now, randomBytes(4).toString('hex')), auth.userId, socket, this.#settings, now)
     this.hub.add(connection)
+    this.#observer.connectionOpened()
     connection.beginReplay()
     this.#setups.set(connection, this.#setup(connection, auth, since).finally(() => this.#setups.delete(connection)))
     return connection
@@ -229,6 +354,7 @@ export class WscNode extends EventEmitter<WscEvents> {
       ...emptied.map((room) => this.#router.unsubscribeRoom(room)),
       this.#router.removePresence(connection.userId, connection.id)
     ])
+    this.#observer.connectionClosed(code)
     this.#log.debug({ connectionId: connection.id, userId: connection.userId, code }, 'connection closed')
     this.emit('disconnect', { connectionId: connection.id, userId: connection.userId, nodeId: this.nodeId, code })
   }
@@ -289,7 +415,9 @@ export class WscNode extends EventEmitter<WscEvents> {
     connection.alive()
     const parsed = parseClientFrame(text)
     const id = parsed.ok ? parsed.frame.id : parsed.id
+    this.#observer.frameIn(parsed.ok ? parsed.frame.type : 'invalid')
     if (!connection.limiter.take(Date.now())) {
+      this.#observer.dropped('rate_limit')
       const strikes = connection.limiter.strike(Date.now())
       if (strikes >= this.#config.rateLimitStrikes) {
         this.#log.warn({ connectionId: connection.id, userId: connection.userId, code: CloseCode.POLICY }, 'sustained rate-limit abuse')
@@ -407,7 +535,7 @@ export class WscNode extends EventEmitter<WscEvents> {
   #onRoutedEvent (event: RoutedEvent): void {
     switch (event.kind) {
       case 'deliver':
-        this.hub.deliver(event.target, event.frame, event.seq)
+        this.#observer.messagesOut(targetKind(event.target), this.hub.deliver(event.target, event.frame, event.seq, event.publishedAt))
         return
       case 'kick':
         for (const connection of this.hub.user(event.userId)) connection.close(event.code, event.reason)
@@ -451,40 +579,59 @@ export class WscNode extends EventEmitter<WscEvents> {
     if (reason !== undefined) throw new TargetError(reason)
     if (from !== undefined && from !== null && !isValidName(from)) throw new TargetError('from must be a non-empty string or null')
     const serialized = serializeData(data, this.#config.maxPayload)
-    if (!serialized.ok) throw new PayloadError(serialized.reason)
+    if (!serialized.ok) {
+      this.#observer.dropped('payload')
+      throw new PayloadError(serialized.reason)
+    }
     return { id: randomUUID(), dataJson: serialized.json, from: from ?? null, ts: Date.now() }
   }
 
   /** Numbers, stores and delivers a message to every device of the user on any node. */
-  async sendToUser (userId: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+  sendToUser (userId: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#track('user', this.#sendToUser(userId, data, options))
+  }
+
+  async #sendToUser (userId: string, data: unknown, options: SendOptions): Promise<SendResult> {
     const to = { user: userId }
     const message = this.#prepare(to, data, options.from)
     const stored = await this.#store.append(userId, { ...message, to })
-    await this.#router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq })
+    await this.#router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq, publishedAt: Date.now() })
     return { id: stored.id, seq: stored.seq }
   }
 
   /** Delivers a message, live only, to every member of the room on any node. */
-  async sendToRoom (room: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+  sendToRoom (room: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#track('room', this.#sendToRoom(room, data, options))
+  }
+
+  async #sendToRoom (room: string, data: unknown, options: SendOptions): Promise<SendResult> {
     const to = { room }
     const message = this.#prepare(to, data, options.from)
-    await this.#router.toRoom(room, { kind: 'deliver', target: to, frame: encodeMessage({ ...message, to }) })
+    await this.#router.toRoom(room, { kind: 'deliver', target: to, frame: encodeMessage({ ...message, to }), publishedAt: Date.now() })
     return { id: message.id }
   }
 
   /** Delivers a message, live only, to one connection on any node. */
-  async sendToConnection (connectionId: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+  sendToConnection (connectionId: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#track('connection', this.#sendToConnection(connectionId, data, options))
+  }
+
+  async #sendToConnection (connectionId: string, data: unknown, options: SendOptions): Promise<SendResult> {
     const to = { connection: connectionId }
     const message = this.#prepare(to, data, options.from)
-    await this.#router.toConnection(connectionId, { kind: 'deliver', target: to, frame: encodeMessage({ ...message, to }) })
+    await this.#router.toConnection(connectionId, { kind: 'deliver', target: to, frame: encodeMessage({ ...message, to }), publishedAt: Date.now() })
     return { id: message.id }
   }
 
   /** Delivers a message, live only, to every connection on every node. */
-  async broadcast (data: unknown, options: SendOptions = {}): Promise<SendResult> {
+  broadcast (data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#track('broadcast', this.#broadcast(data, options))
+  }
+
+  async #broadcast (data: unknown, options: SendOptions): Promise<SendResult> {
     const to = { broadcast: true as const }
     const message = this.#prepare(to, data, options.from)
-    await this.#router.toAll({ kind: 'deliver', target: to, frame: encodeMessage({ ...message, to }) })
+    await this.#router.toAll({ kind: 'deliver', target: to, frame: encodeMessage({ ...message, to }), publishedAt: Date.now() })
     return { id: message.id }
   }
 

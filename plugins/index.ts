@@ -6,6 +6,8 @@ import type { MessageStore } from '../lib/message-store.js'
 import { isRedisConfigured } from '../lib/redis-connection.js'
 import type { Router } from '../lib/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/wsc-node.js'
+import health from './health.js'
+import metrics from './metrics.js'
 import nodeIdentity from './node-identity.js'
 import redisRouter from './redis-router.js'
 import websocket, { type Authenticate } from './websocket.js'
@@ -54,16 +56,24 @@ async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions
     crossNode = fastify.wscRouter
   }
   await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router: crossNode, store: messageStore, version })
+  // They observe the node the websocket plugin made; their onClose runs first, after the drain.
+  if (config.metrics.enabled) await fastify.register(metrics, { config })
+  if (config.health.enabled) await fastify.register(health, { config })
 }
 
 export default fp(wsc, { name: 'fastify-wsc', fastify: '5.x' })
 export { wsc }
 export type { Authenticate, Wsc } from './websocket.js'
+export { serializeRequest } from './websocket.js'
 export type { WscConfig, WscConfigInput } from '../lib/config.js'
-export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
+export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, DrainOptions, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
+export type { NodeHealth, ReadinessCheck, StoreStatus } from '../lib/readiness.js'
+export type { FrameKind, TargetKind, WscObserver } from '../lib/observer.js'
+export type { ReadinessBody } from './health.js'
+export type { WscMetrics } from './metrics.js'
 export type { NodeInfo, PresenceEntry, Router, RouterStatus } from '../lib/router.js'
 export type { MessageStore, StoredMessage } from '../lib/message-store.js'
 export type { Target } from '../lib/protocol.js'
 export { CloseCode, ErrorCode } from '../lib/protocol.js'
 export * as errors from '../lib/errors.js'
-export { extractBearerToken, BEARER_SUBPROTOCOL_PREFIX, PROTOCOL_NAME } from '../lib/bearer-token.js'
+export { extractBearerToken, redactToken, BEARER_SUBPROTOCOL_PREFIX, PROTOCOL_NAME } from '../lib/bearer-token.js'

@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
-import { selectSubprotocol } from '../lib/bearer-token.js'
+import { redactToken, selectSubprotocol } from '../lib/bearer-token.js'
 import type { ClientConnection } from '../lib/client-connection.js'
 import type { WscConfig } from '../lib/config.js'
 import type { MessageStore } from '../lib/message-store.js'
@@ -26,7 +26,8 @@ export type Authenticate = (request: FastifyRequest) => AuthResult | null | unde
 /** The server-side API at `app.wsc`. */
 export type Wsc = Pick<WscNode,
   'nodeId' | 'sendToUser' | 'sendToRoom' | 'sendToConnection' | 'broadcast' | 'kick' | 'disconnect' |
-  'joinRoom' | 'leaveRoom' | 'isOnline' | 'presence' | 'onlineCount' | 'nodes' | 'routerStatus' | 'on' | 'once' | 'off'>
+  'joinRoom' | 'leaveRoom' | 'isOnline' | 'presence' | 'onlineCount' | 'nodes' | 'routerStatus' | 'on' | 'once' | 'off' |
+  'drain' | 'draining' | 'health' | 'observe'>
 
 export interface WebsocketPluginOptions {
   config: WscConfig
@@ -48,13 +49,18 @@ declare module 'fastify' {
 }
 
 /** Seconds a refused client should wait before trying again. */
-const RETRY_AFTER_SECONDS = 5
+export const RETRY_AFTER_SECONDS = 5
 /** How long a shutdown waits for clients to answer the close handshake before dropping them. */
 const CLOSE_HANDSHAKE_GRACE_MS = 2000
 
 interface PendingUpgrade {
   auth: AuthResult
   since: number | undefined
+}
+
+/** pino's `req` serializer with any `?token=` redacted: use it as the app logger's `serializers.req`. */
+export function serializeRequest (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
+  return { method: request.method, url: redactToken(request.url), remoteAddress: request.ip }
 }
 
 function isUpgrade (request: FastifyRequest): boolean {
@@ -142,10 +148,16 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
     method: 'GET',
     url: config.websocket.path,
     logLevel: 'warn',
+    // Tokens may travel in ?token= (browsers cannot set headers): keep them out of error logs.
+    logSerializers: { req: serializeRequest },
     handler: async (_request, reply) => refuse(reply, 400, 'not a WebSocket upgrade'),
     preValidation: async (request, reply) => {
       if (!isUpgrade(request)) return
-      if (!node.accepting) return refuse(reply, 503, 'not ready', RETRY_AFTER_SECONDS)
+      if (!node.accepting) {
+        const reason = node.draining ? 'draining' : 'not ready'
+        request.log.warn({ statusCode: 503, reason }, `upgrade refused: ${reason}`)
+        return refuse(reply, 503, reason, RETRY_AFTER_SECONDS)
+      }
       if (node.hub.size >= config.websocket.maxConnections) {
         request.log.warn({ statusCode: 503, limit: config.websocket.maxConnections }, 'upgrade refused: max_connections')
         return refuse(reply, 503, 'too many connections', RETRY_AFTER_SECONDS)

@@ -8,6 +8,8 @@ export async function build (t: TestContext, options: WscOptions = {}): Promise<
   const app = Fastify({ logger: false })
   await app.register(wsc, {
     nodeId: 'test-node',
+    // Several apps run in one process and beside other suites: never the fixed 8081.
+    metrics: { port: 0, host: '127.0.0.1' },
     authenticate: (request) => {
       const token = new URL(request.url, 'http://x').searchParams.get('token')
       return token === null ? null : { userId: token }

@@ -10,7 +10,8 @@ await app.register(wsc, {
     const token = (request.query as { token?: string }).token
     return token === undefined ? null : { userId: token }
   },
-  websocket: { maxConnections: 50_000, messageBufferSize: 1_000_000, maxBufferedBytes: '1024MiB', rateLimit: 0, heartbeatInterval: '1h' }
+  websocket: { maxConnections: 50_000, messageBufferSize: 1_000_000, maxBufferedBytes: '1024MiB', rateLimit: 0, heartbeatInterval: '1h' },
+  metrics: { port: 0 }
 })
 
 serveCommands({

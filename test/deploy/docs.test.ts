@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { CONFIG_KEYS } from '../../lib/config.js'
 import type { Manifest } from './kustomize.js'
 import { WSC_METRICS } from './metrics.js'
-import { appContainer, byKind, envReadByCode, OVERLAYS, PENDING_ENV, render, ROOT, VARIANTS, workloadOf } from './pod.js'
+import { appContainer, byKind, envReadByCode, OVERLAYS, render, ROOT, VARIANTS, workloadOf } from './pod.js'
 
 // docs/deploy-kubernetes.md must be true of our artifacts: its paths, objects, env vars, keys,
 // commands and metrics are checked against k8s/, the code and package.json.
@@ -57,7 +57,7 @@ test('every env var the guide names is read by the code or set by the kubelet', 
   const readers = envReadByCode()
   for (const [name] of DOC.matchAll(/\b(?:WSC|REDIS|MYSQL|POD|NODE|METRICS)_[A-Z0-9_]+\b|\bHOSTNAME\b/g)) {
     if (name === 'POD_NAMESPACE' || name.startsWith('WSC_ERR_')) continue // what we do not set; error codes
-    assert.ok(readers.has(name) || PENDING_ENV[name] !== undefined, `${name} is read by the code`)
+    assert.ok(readers.has(name), `${name} is read by the code`)
   }
   for (const [, key = ''] of DOC.matchAll(/`((?:server|redis|distributed|websocket|store|mysql)\.[a-z_]+)`/g)) {
     assert.ok(CONFIG_KEYS.some((spec) => spec.key === key), `${key} is a configuration key`)

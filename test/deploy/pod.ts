@@ -113,15 +113,6 @@ export function envReadByCode (): Map<string, string> {
   return readers
 }
 
-/**
- * Env vars the manifests set for pieces being built in other branches (issue 5, operations): the
- * metrics port of the example app and the drain window. Each must be read by the code once they land.
- */
-export const PENDING_ENV: Record<string, string> = {
-  METRICS_PORT: 'example app: port of /metrics (DESIGN.md, "The example app"), issue 5',
-  WSC_DRAIN_WINDOW: 'drain window on SIGTERM, a duration such as 10s, issue 5'
-}
-
 const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 }
 
 /** Seconds in a duration written as the config loader accepts it (`10s`, `500ms`, `2m`, bare ms). */

@@ -1,0 +1,23 @@
+/** How long a drain waits for clients to answer the last close handshake before dropping them. */
+export const DRAIN_CLOSE_GRACE_MS = 2000
+
+/** When one connection is told to reconnect, and how long it is told to wait. */
+export interface DrainStep {
+  /** ms after the first close. */
+  atMs: number
+  /** The `afterMs` of its `reconnect` frame. */
+  afterMs: number
+}
+
+/**
+ * Spreads `count` closes evenly over `windowMs` (the first at 0, the last one slot before the end) so
+ * the clients do not reconnect at the same instant, and gives each a random `afterMs` in
+ * `[0, jitterMs]` on top.
+ */
+export function planDrain (count: number, windowMs: number, jitterMs: number, random: () => number = Math.random): DrainStep[] {
+  const steps: DrainStep[] = []
+  for (let i = 0; i < count; i++) {
+    steps.push({ atMs: (windowMs * i) / count, afterMs: Math.floor(random() * (jitterMs + 1)) })
+  }
+  return steps
+}

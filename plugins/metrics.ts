@@ -1,0 +1,141 @@
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyMetrics from 'fastify-metrics'
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from 'prom-client'
+import type { DropReason } from '../lib/client-connection.js'
+import type { WscConfig } from '../lib/config.js'
+import type { FrameKind, TargetKind, WscObserver } from '../lib/observer.js'
+
+export interface MetricsPluginOptions {
+  config: WscConfig
+}
+
+/** The app's Prometheus metrics, served on `metrics.port` only. */
+export interface WscMetrics {
+  /** This app's own registry (several apps in one process do not collide): every metric in docs/metrics.md. */
+  readonly registry: Registry
+  /** The port the metrics server listens on once the app is ready (the bound one when `metrics.port` is 0). */
+  readonly port: number | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Prometheus metrics: the registry and the metrics server's port. */
+    wscMetrics: WscMetrics
+  }
+}
+
+const FRAME_KINDS: readonly FrameKind[] = ['ping', 'join', 'leave', 'publish', 'ack', 'invalid']
+const TARGET_KINDS: readonly TargetKind[] = ['user', 'room', 'connection', 'broadcast']
+const DROP_REASONS: readonly DropReason[] = ['slow_consumer', 'rate_limit', 'payload']
+/** Close codes a client may pick are unbounded (3000-4999): anything not in RFC 6455 is `other`. */
+const KNOWN_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015])
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
+
+/**
+ * Prometheus metrics: process and route metrics (fastify-metrics) and the node's own, in a registry of
+ * this app's, served at `/metrics` by a second Fastify instance on `metrics.port`, never the public port.
+ */
+async function metrics (fastify: FastifyInstance, { config }: MetricsPluginOptions): Promise<void> {
+  const registry = new Registry()
+  const registers = [registry]
+  const node = fastify.wsc
+
+  await fastify.register(fastifyMetrics.default, {
+    endpoint: null,
+    defaultMetrics: { enabled: true, register: registry },
+    routeMetrics: {
+      enabled: true,
+      // Routes registered before this plugin (/ws, the user's) count too; unknown URLs share one label.
+      registeredRoutesOnly: false,
+      overrides: { histogram: { registers }, summary: { registers } }
+    }
+  })
+
+  /** A gauge read when Prometheus scrapes. */
+  const gauge = (configuration: GaugeConfiguration<string>): void => registry.registerMetric(new Gauge({ ...configuration, registers: [] }))
+
+  gauge({ name: 'wsc_connections', help: 'WebSocket connections open on this node', collect () { this.set(node.health().connections) } })
+  const opened = new Counter({ name: 'wsc_connections_opened_total', help: 'WebSocket connections accepted by this node', registers })
+  const closed = new Counter({ name: 'wsc_connections_closed_total', help: 'WebSocket connections closed, by close code', labelNames: ['code'], registers })
+  const framesIn = new Counter({ name: 'wsc_frames_in_total', help: 'text frames received from clients, by frame type (invalid: did not parse)', labelNames: ['type'], registers })
+  const sent = new Counter({ name: 'wsc_messages_sent_total', help: 'sends accepted by this node (server API and client publishes), by target kind', labelNames: ['target'], registers })
+  const out = new Counter({ name: 'wsc_messages_out_total', help: 'messages handed to local connections, by target kind', labelNames: ['target'], registers })
+  const enqueueToWrite = new Histogram({ name: 'wsc_delivery_latency_seconds', help: 'time from handing a message to a local connection to its socket write', buckets: LATENCY_BUCKETS, registers })
+  const publishToWrite = new Histogram({ name: 'wsc_publish_to_write_seconds', help: 'time from the sending node publishing a message (on any node) to its socket write here', buckets: LATENCY_BUCKETS, registers })
+  const dropped = new Counter({ name: 'wsc_dropped_total', help: 'frames not delivered or not accepted, by reason', labelNames: ['reason'], registers })
+  const refused = new Counter({ name: 'wsc_upgrades_refused_total', help: 'WebSocket upgrades answered with an HTTP error, by status', labelNames: ['status'], registers })
+  gauge({ name: 'wsc_draining', help: '1 while the node drains', collect () { this.set(node.draining ? 1 : 0) } })
+  gauge({ name: 'wsc_router_up', help: 'the router can reach other nodes (Redis reachable, Pub/Sub probe passing); 1 for the in-memory router while started', collect () { this.set(node.health().router.up ? 1 : 0) } })
+  gauge({ name: 'wsc_store_up', help: 'the message store answers (MySQL); 1 for a store that cannot fail on its own (in memory)', collect () { this.set(node.health().store?.up === false ? 0 : 1) } })
+  gauge({
+    name: 'wsc_router_probe_latency_seconds',
+    help: 'round trip of the last Pub/Sub loopback probe; NaN when the router does not probe',
+    collect () {
+      const latency = node.health().router.probeLatencyMs
+      this.set(latency === null ? Number.NaN : latency / 1000)
+    }
+  })
+  gauge({
+    name: 'wsc_cluster_nodes',
+    help: 'live nodes in the cluster registry (this one included)',
+    async collect () {
+      try {
+        this.set((await node.nodes()).length)
+      } catch {
+        this.set(Number.NaN)
+      }
+    }
+  })
+
+  for (const type of FRAME_KINDS) framesIn.inc({ type }, 0)
+  for (const target of TARGET_KINDS) {
+    sent.inc({ target }, 0)
+    out.inc({ target }, 0)
+  }
+  for (const reason of DROP_REASONS) dropped.inc({ reason }, 0)
+
+  const observer: WscObserver = {
+    connectionOpened: () => opened.inc(),
+    connectionClosed: (code) => closed.inc({ code: KNOWN_CLOSE_CODES.has(code) ? String(code) : 'other' }),
+    frameIn: (type) => framesIn.inc({ type }),
+    messageSent: (target) => sent.inc({ target }),
+    messagesOut: (target, count) => out.inc({ target }, count),
+    delivered: (enqueueToWriteMs, publishToWriteMs) => {
+      enqueueToWrite.observe(enqueueToWriteMs / 1000)
+      if (publishToWriteMs !== undefined) publishToWrite.observe(publishToWriteMs / 1000)
+    },
+    dropped: (reason) => dropped.inc({ reason })
+  }
+  node.observe(observer)
+
+  fastify.addHook('onResponse', async (request, reply) => {
+    if (request.ws && reply.statusCode >= 400 && request.routeOptions.url === config.websocket.path) {
+      refused.inc({ status: String(reply.statusCode) })
+    }
+  })
+
+  const server = Fastify({ loggerInstance: fastify.log.child({ server: 'metrics' }) })
+  server.get('/metrics', { logLevel: 'silent' }, async (_request, reply) => {
+    const text = await registry.metrics()
+    return reply.type(registry.contentType).send(text)
+  })
+  let port: number | undefined
+  fastify.decorate('wscMetrics', {
+    registry,
+    get port () {
+      return port
+    }
+  })
+
+  fastify.addHook('onReady', async () => {
+    await server.listen({ port: config.metrics.port, host: config.metrics.host, listenTextResolver: (address) => `metrics at ${address}/metrics` })
+    port = (server.server.address() as AddressInfo).port
+  })
+  fastify.addHook('onClose', async () => {
+    await server.close()
+  })
+}
+
+export default fp(metrics, { name: 'wsc-metrics', fastify: '5.x', dependencies: ['wsc-websocket'] })
