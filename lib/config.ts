@@ -48,8 +48,16 @@ export interface WscConfig {
     maxRoomsPerConnection: number
   }
   store: {
-    /** Messages kept per user for `since` replay and offline delivery in memory. */
+    /** Messages kept per user for `since` replay and offline delivery in memory and in the Redis window. */
     inboxSize: number
+    /** MySQL: messages older than this (ms) are deleted; 0 = kept forever. */
+    retentionAge: number
+    /** MySQL: messages kept per user beyond which the oldest are deleted; 0 = no limit. */
+    retentionCount: number
+    /** MySQL: pause between two passes of the retention cleanup job (ms). */
+    cleanupInterval: number
+    /** MySQL: most messages written by one multi-row INSERT (group commit). */
+    batchSize: number
   }
   mysql: {
     url: string
@@ -83,6 +91,7 @@ export interface ConfigKey {
 }
 
 const SECOND = 1000
+const DAY = 24 * 3600 * SECOND
 const KIB = 1024
 const MIB = 1024 * KIB
 
@@ -115,6 +124,10 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'websocket.rate_limit_strikes', env: 'WSC_RATE_LIMIT_STRIKES', kind: 'int', default: 50, min: 1, max: 1_000_000, doc: 'RATE_LIMITED refusals within 10 s before the connection is closed with 1008' },
   { key: 'websocket.max_rooms_per_connection', env: 'WSC_MAX_ROOMS_PER_CONNECTION', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'rooms one connection may be in' },
   { key: 'store.inbox_size', env: 'WSC_INBOX_SIZE', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'recent messages kept per user for since= replay and offline delivery' },
+  { key: 'store.retention_age', env: 'WSC_RETENTION_AGE', kind: 'duration', default: 7 * DAY, min: 0, max: 3650 * DAY, doc: 'MySQL: messages older than this are deleted by the cleanup job; 0: kept forever' },
+  { key: 'store.retention_count', env: 'WSC_RETENTION_COUNT', kind: 'int', default: 10_000, min: 0, max: 1_000_000_000, doc: 'MySQL: messages kept per user; the cleanup job deletes older ones; 0: no limit' },
+  { key: 'store.cleanup_interval', env: 'WSC_CLEANUP_INTERVAL', kind: 'duration', default: 60 * SECOND, min: 100, max: 24 * 3600 * SECOND, doc: 'MySQL: pause between two passes of the retention cleanup job' },
+  { key: 'store.batch_size', env: 'WSC_STORE_BATCH_SIZE', kind: 'int', default: 500, min: 1, max: 10_000, doc: 'MySQL: most messages one multi-row INSERT writes (group commit)' },
   { key: 'mysql.url', env: 'MYSQL_URL', kind: 'string', default: '', doc: 'mysql://user:pass@host:port/db; set it (or mysql.host) to persist user messages' },
   { key: 'mysql.host', env: 'MYSQL_HOST', kind: 'string', default: '', doc: 'MySQL host when mysql.url is not used' },
   { key: 'mysql.port', env: 'MYSQL_PORT', kind: 'int', default: 3306, min: 1, max: 65535, doc: 'MySQL port' },
