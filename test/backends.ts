@@ -85,20 +85,26 @@ async function freePort (): Promise<number> {
   return port
 }
 
-/** A redis-server of the test's own (no persistence), which the test may flush; stopped in `t.after`. */
-export async function privateRedis (t: TestContext): Promise<{ client: Redis, port: number }> {
+/** A redis-server of the test's own (no persistence), which the test may flush or `stop()`; stopped in `t.after`. */
+export async function privateRedis (t: TestContext): Promise<{ client: Redis, port: number, stop: () => Promise<void> }> {
   const port = await freePort()
   const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
   const exited = once(server, 'exit')
+  const stop = async (): Promise<void> => {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGTERM')
+    await within(exited, 5000, 'redis-server to exit')
+  }
   const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 })
   t.after(async () => {
     client.disconnect()
-    if (server.exitCode === null) server.kill('SIGTERM')
-    await within(exited, 5000, 'redis-server to exit')
+    await stop()
   })
+  // Refused until redis-server listens; the client retries every 50 ms until it is ready.
+  client.on('error', () => {})
+  const ready = new Promise((resolve) => client.once('ready', resolve))
   client.connect().catch(() => {})
-  await within(once(client, 'ready'), 10_000, `redis-server on port ${port} to answer`)
-  return { client, port }
+  await within(ready, 10_000, `redis-server on port ${port} to answer`)
+  return { client, port, stop }
 }
 
 /**
