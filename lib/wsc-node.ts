@@ -306,7 +306,7 @@ export class WscNode extends EventEmitter<WscEvents> {
     try {
       await this.#handle(connection, parsed.frame)
     } catch (err) {
-      const code = (err as { code?: string }).code === UnavailableError.prototype.code ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL
+      const code = err instanceof UnavailableError ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL
       this.#log.warn({ err, connectionId: connection.id, code }, 'frame failed')
       this.#reply(connection, encodeError(code, code === ErrorCode.UNAVAILABLE ? 'a dependency is unavailable; retry' : 'internal error', id))
     }
@@ -353,8 +353,8 @@ export class WscNode extends EventEmitter<WscEvents> {
             ? await this.sendToUser(to.user, data, { from: connection.userId })
             : await this.sendToRoom(to.room, data, { from: connection.userId })
         } catch (err) {
-          const code = (err as { code?: string }).code
-          if (code === PayloadError.prototype.code || code === TargetError.prototype.code) {
+          // @fastify/error sets `code` on each instance, not on the prototype: compare by class.
+          if (err instanceof PayloadError || err instanceof TargetError) {
             return this.#refuse(connection, ErrorCode.BAD_REQUEST, (err as Error).message, frame.id)
           }
           throw err
