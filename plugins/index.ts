@@ -5,6 +5,7 @@ import { ConfigError } from '../lib/errors.js'
 import type { MessageStore } from '../lib/message-store.js'
 import type { Router } from '../lib/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/wsc-node.js'
+import mysqlStore from './mysql-store.js'
 import nodeIdentity from './node-identity.js'
 import websocket, { type Authenticate } from './websocket.js'
 
@@ -45,12 +46,15 @@ async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions
   if (router === undefined && wantsRedis && config.distributed.enabled) {
     throw new ConfigError('config: redis.addr is set but Redis routing is not available in this version; unset REDIS_ADDR to run on one node')
   }
-  if (messageStore === undefined && (config.mysql.url !== '' || config.mysql.host !== '')) {
-    throw new ConfigError('config: mysql.url is set but MySQL persistence is not available in this version; unset MYSQL_URL')
-  }
   fastify.decorate('wscConfig', config)
   await fastify.register(nodeIdentity, { nodeId, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
-  await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router, store: messageStore, version })
+  let store = messageStore
+  if (store === undefined && (config.mysql.url !== '' || config.mysql.host !== '')) {
+    // Registered before the WebSocket route, so onClose closes sockets before the store and its pool.
+    await fastify.register(mysqlStore, { config })
+    store = fastify.wscStore
+  }
+  await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router, store, version })
 }
 
 export default fp(wsc, { name: 'fastify-wsc', fastify: '5.x' })
@@ -59,7 +63,7 @@ export type { Authenticate, Wsc } from './websocket.js'
 export type { WscConfig, WscConfigInput } from '../lib/config.js'
 export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
 export type { NodeInfo, PresenceEntry, Router } from '../lib/router.js'
-export type { MessageStore, StoredMessage } from '../lib/message-store.js'
+export type { MessageStore, StoredMessage, StoreStatus } from '../lib/message-store.js'
 export type { Target } from '../lib/protocol.js'
 export { CloseCode, ErrorCode } from '../lib/protocol.js'
 export * as errors from '../lib/errors.js'
