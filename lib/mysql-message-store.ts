@@ -315,20 +315,20 @@ export class MySqlMessageStore implements MessageStore {
   async #insert (pending: PendingAppend[], floors: ReadonlyMap<string, number> | undefined, recheck: boolean): Promise<Array<{ pending: PendingAppend, stored: StoredMessage }>> {
     const users = [...new Set(pending.map((p) => p.userId))]
     return this.#withConnection(async (conn, discard) => {
-      await this.#run(conn, 'START TRANSACTION')
+      await this.#run(conn, Sql.begin)
       try {
         const written = await this.#number(conn, pending, users, floors, recheck)
         await this.#run(conn, Sql.upsertInboxSeqs(users.length), users.flatMap((user) => [user, written.latest.get(user)]))
         await this.#run(conn, Sql.insertMessages(written.messages.length),
           written.messages.flatMap(({ pending: p, stored }) => [p.userId, stored.seq, stored.id, stored.from, stored.ts, stored.dataJson]))
-        await this.#run(conn, 'COMMIT')
+        await this.#run(conn, Sql.commit)
         this.stats.batches++
         this.stats.messages += written.messages.length
         this.#markUp()
         return written.messages
       } catch (err) {
         // A connection whose transaction may still be open must not go back to the pool.
-        if (!isConnectionError(err)) await this.#run(conn, 'ROLLBACK').catch(discard)
+        if (!isConnectionError(err)) await this.#run(conn, Sql.rollback).catch(discard)
         throw err
       }
     })

@@ -105,6 +105,9 @@ const list = (n: number, item: string, separator = ', '): string => Array.from({
 
 /** The store's queries; `?` placeholders are filled by mysql2 in the order the comments give. */
 export const Sql = {
+  begin: 'START TRANSACTION',
+  commit: 'COMMIT',
+  rollback: 'ROLLBACK',
   /** `@@max_allowed_packet`: the largest statement the server accepts. */
   maxAllowedPacket: 'SELECT @@max_allowed_packet AS bytes',
   probe: 'SELECT 1 AS ok',
