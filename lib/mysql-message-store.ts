@@ -64,10 +64,13 @@ interface PendingAck {
 
 type Row = RowDataPacket & Record<string, unknown>
 
-/** Statement bytes a message row adds besides its payload and user ids (escaping aside). */
+/** Statement bytes a message row adds besides its payload and user ids. */
 const ROW_OVERHEAD = 128
-/** Batches stay well below max_allowed_packet and keep one statement's lock time short. */
+/** Unescaped bytes per INSERT: short lock times, and below max_allowed_packet even if escaping doubles them. */
 const MAX_BATCH_BYTES = 4 * 1024 * 1024
+/** Characters mysql2 escapes with a backslash in a string literal. */
+// eslint-disable-next-line no-control-regex -- these control characters are exactly what gets escaped
+const ESCAPED = /[\0\b\t\n\r\x1a"'\\]/g
 const MAX_ATTEMPTS = 5
 const CLEANUP_USERS_PER_PASS = 100
 const CLEANUP_BATCHES_PER_PASS = 20
@@ -120,6 +123,7 @@ export class MySqlMessageStore implements MessageStore {
   readonly #afterCommit: MySqlMessageStoreOptions['afterCommit']
   /** Largest message row the server accepts, from max_allowed_packet (read at start). */
   #maxMessageBytes = MAX_BATCH_BYTES
+  #maxBatchBytes = MAX_BATCH_BYTES
   #queue: PendingAppend[] = []
   /** One batch is written at a time: a user's appends commit in the order they were called. */
   #writing = false
@@ -156,7 +160,10 @@ export class MySqlMessageStore implements MessageStore {
     const migration = await migrate(this.#pool)
     const [[packet]] = await this.#pool.query<Row[]>(Sql.maxAllowedPacket)
     const maxPacket = Number(packet?.bytes ?? 0)
-    if (maxPacket > 0) this.#maxMessageBytes = Math.max(1024, maxPacket - 4 * ROW_OVERHEAD)
+    if (maxPacket > 0) {
+      this.#maxMessageBytes = Math.max(1024, maxPacket - 4 * ROW_OVERHEAD)
+      this.#maxBatchBytes = Math.min(MAX_BATCH_BYTES, Math.floor(maxPacket / 2))
+    }
     this.#status = { up: true, detail: `mysql: schema version ${migration.version}` }
     this.#started = true
     if (this.#probeInterval > 0) this.#scheduleProbe()
@@ -173,7 +180,9 @@ export class MySqlMessageStore implements MessageStore {
   async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
     if (this.#closing) throw new ClosedError('the message store is closed')
     if (!this.#started) throw new ClosedError('the message store has not started')
-    const bytes = Buffer.byteLength(message.dataJson) + 3 * (userId.length + (message.from?.length ?? 0)) + ROW_OVERHEAD
+    let bytes = Buffer.byteLength(message.dataJson) + 3 * (userId.length + (message.from?.length ?? 0)) + ROW_OVERHEAD
+    // Escaping at most doubles the payload: count the escapes only when that could pass the limit.
+    if (2 * bytes > this.#maxMessageBytes) bytes += message.dataJson.match(ESCAPED)?.length ?? 0
     if (bytes > this.#maxMessageBytes) {
       throw new PayloadError(`a message of ${bytes} bytes exceeds what MySQL accepts (max_allowed_packet allows ${this.#maxMessageBytes})`)
     }
@@ -208,7 +217,7 @@ export class MySqlMessageStore implements MessageStore {
     let bytes = 0
     let count = 0
     for (const pending of this.#queue) {
-      if (count > 0 && (count >= this.#batchSize || bytes + pending.bytes > MAX_BATCH_BYTES)) break
+      if (count > 0 && (count >= this.#batchSize || bytes + pending.bytes > this.#maxBatchBytes)) break
       bytes += pending.bytes
       count++
     }
