@@ -83,8 +83,10 @@ export class RedisMySqlMessageStore implements MessageStore {
     return this.mysql.ackedSeq(userId)
   }
 
+  /** Records the ack in both; it counts once either has it (a lost ack only means a longer replay). */
   async ack (userId: string, seq: number): Promise<void> {
-    await Promise.all([this.#window.ack(userId, seq), this.mysql.ack(userId, seq)])
+    const [redis, mysql] = await Promise.allSettled([this.#window.ack(userId, seq), this.mysql.ack(userId, seq)])
+    if (redis.status === 'rejected' && mysql.status === 'rejected') throw mysql.reason
   }
 
   status (): StoreStatus {

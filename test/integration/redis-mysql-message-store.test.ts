@@ -103,7 +103,7 @@ test('a MySQL restored from an older backup continues above the Redis window: no
   assert.equal((await store.append('ann', message('next'))).seq, 11)
 })
 
-test('Redis unreachable: appends reject before MySQL commits anything; replays fall back to MySQL', async (t) => {
+test('Redis unreachable: appends reject before MySQL commits anything; replays and acks fall back to MySQL', async (t) => {
   const db = await testDatabase(t)
   const { client, stop } = await privateRedis(t)
   const store = await startStore(t, client, db.pool, {})
@@ -113,6 +113,8 @@ test('Redis unreachable: appends reject before MySQL commits anything; replays f
   assert.equal(await count(db.pool, 'SELECT COUNT(*) AS n FROM wsc_messages'), 3)
   assert.deepEqual((await store.since('ann', 1, 10)).map((m) => m.seq), [2, 3])
   assert.equal(await store.latestSeq('ann'), 3)
+  await store.ack('ann', 2)
+  assert.equal(await store.ackedSeq('ann'), 2)
   assert.equal(store.status().up, false)
   assert.match(store.status().detail, /redis: /)
 })
