@@ -110,3 +110,13 @@ test('the mysql-store plugin never mutates the options it is given', async (t) =
   assert.equal(app.wscStore.status?.().up, true)
   assert.equal((await app.wscStore.append('ann', { id: 'a1a1a1a1-0000-4000-8000-000000000000', from: null, to: { user: 'ann' }, dataJson: '1', ts: 1 })).seq, 1)
 })
+
+test('closing the app commits the sends already accepted before the pool ends', async (t) => {
+  const db = await testDatabase(t)
+  const { app } = await build(t, { mysql: { url: db.url } })
+  const sends = range(1, 300).map((i) => app.wsc.sendToUser(`user-${i % 7}`, { n: i }))
+  await app.close()
+  assert.equal((await Promise.all(sends)).length, 300)
+  assert.equal(await count(db.pool, 'SELECT COUNT(*) AS n FROM wsc_messages'), 300)
+  await assert.rejects(app.wsc.sendToUser('ann', 'late'), { code: 'WSC_ERR_CLOSED' })
+})
