@@ -49,8 +49,16 @@ export interface WscConfig {
     maxRoomsPerConnection: number
   }
   store: {
-    /** Messages kept per user for `since` replay and offline delivery in memory. */
+    /** Messages kept per user for `since` replay and offline delivery in memory and in the Redis window. */
     inboxSize: number
+    /** MySQL: messages older than this (ms) are deleted; 0 = kept forever. */
+    retentionAge: number
+    /** MySQL: messages kept per user beyond which the oldest are deleted; 0 = no limit. */
+    retentionCount: number
+    /** MySQL: pause between two passes of the retention cleanup job (ms). */
+    cleanupInterval: number
+    /** MySQL: most messages written by one multi-row INSERT (group commit). */
+    batchSize: number
   }
   mysql: {
     url: string
@@ -116,6 +124,7 @@ export interface ConfigKey {
 }
 
 const SECOND = 1000
+const DAY = 24 * 3600 * SECOND
 const KIB = 1024
 const MIB = 1024 * KIB
 
@@ -148,6 +157,10 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'websocket.rate_limit_strikes', env: 'WSC_RATE_LIMIT_STRIKES', kind: 'int', default: 50, min: 1, max: 1_000_000, doc: 'RATE_LIMITED refusals within 10 s before the connection is closed with 1008' },
   { key: 'websocket.max_rooms_per_connection', env: 'WSC_MAX_ROOMS_PER_CONNECTION', kind: 'int', default: 100, min: 1, max: 100_000, doc: 'rooms one connection may be in' },
   { key: 'store.inbox_size', env: 'WSC_INBOX_SIZE', kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'recent messages kept per user for since= replay and offline delivery' },
+  { key: 'store.retention_age', env: 'WSC_RETENTION_AGE', kind: 'duration', default: 7 * DAY, min: 0, max: 3650 * DAY, doc: 'MySQL: messages older than this are deleted by the cleanup job; 0: kept forever' },
+  { key: 'store.retention_count', env: 'WSC_RETENTION_COUNT', kind: 'int', default: 10_000, min: 0, max: 1_000_000_000, doc: 'MySQL: messages kept per user; the cleanup job deletes older ones; 0: no limit' },
+  { key: 'store.cleanup_interval', env: 'WSC_CLEANUP_INTERVAL', kind: 'duration', default: 60 * SECOND, min: 100, max: 24 * 3600 * SECOND, doc: 'MySQL: pause between two passes of the retention cleanup job' },
+  { key: 'store.batch_size', env: 'WSC_STORE_BATCH_SIZE', kind: 'int', default: 500, min: 1, max: 10_000, doc: 'MySQL: most messages one multi-row INSERT writes (group commit)' },
   { key: 'mysql.url', env: 'MYSQL_URL', kind: 'string', default: '', doc: 'mysql://user:pass@host:port/db; set it (or mysql.host) to persist user messages' },
   { key: 'mysql.host', env: 'MYSQL_HOST', kind: 'string', default: '', doc: 'MySQL host when mysql.url is not used' },
   { key: 'mysql.port', env: 'MYSQL_PORT', kind: 'int', default: 3306, min: 1, max: 65535, doc: 'MySQL port' },
@@ -174,14 +187,14 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
 
 const camel = (snake: string): string => snake.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: SECOND, m: 60 * SECOND, h: 3600 * SECOND }
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: SECOND, m: 60 * SECOND, h: 3600 * SECOND, d: 86_400 * SECOND }
 const BYTE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1000, kb: 1000, kib: KIB, m: 1000 * 1000, mb: 1000 * 1000, mib: MIB, g: 1e9, gb: 1e9, gib: 1024 * MIB }
 
 function describeAllowed (spec: ConfigKey): string {
   const range = spec.min !== undefined && spec.max !== undefined ? ` from ${spec.min} to ${spec.max}` : ''
   switch (spec.kind) {
     case 'int': return `an integer${range}`
-    case 'duration': return `a duration such as 500ms, 5s, 2m (or ms as a number)${range === '' ? '' : ` from ${spec.min} ms to ${spec.max} ms`}`
+    case 'duration': return `a duration such as 500ms, 5s, 2m, 1h, 7d (or ms as a number)${range === '' ? '' : ` from ${spec.min} ms to ${spec.max} ms`}`
     case 'bytes': return `a size such as 65536, 64KiB, 4MiB${range === '' ? '' : ` from ${spec.min} to ${spec.max} bytes`}`
     case 'bool': return 'true or false'
     case 'enum': return `one of ${spec.values?.join(', ')}`
@@ -206,7 +219,7 @@ function coerce (spec: ConfigKey, raw: unknown): Coerced {
       return { ok: false }
     case 'duration': {
       if (typeof raw === 'number') return bounded(raw)
-      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim()) : null
+      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(raw.trim()) : null
       if (m === null) return { ok: false }
       return bounded(Math.round(Number(m[1]) * (DURATION_UNITS[m[2] ?? 'ms'] ?? 1)))
     }

@@ -8,9 +8,19 @@ export interface StoredMessage extends Message {
 /** What a store promises once `append` resolves; docs/delivery.md explains each. */
 export type Durability = 'memory' | 'redis' | 'mysql'
 
+/** Whether the store's backends can be reached, for readiness and metrics. */
+export interface StoreStatus {
+  up: boolean
+  detail: string
+  /** Round trip of the last health probe in ms, when the store probes. */
+  latencyMs?: number
+}
+
 /** Per-user sequence numbers and the user's inbox, for `since` replay and offline delivery. */
 export interface MessageStore {
   readonly durability: Durability
+  /** Reachability of the backends; absent on stores that cannot fail (memory). */
+  status? (): StoreStatus
   /** Gives the message the user's next `seq` (strictly increasing, never reused) and keeps it. */
   append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage>
   /** Messages with `seq > afterSeq`, ascending, at most `limit`. */

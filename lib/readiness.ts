@@ -1,11 +1,5 @@
+import type { StoreStatus } from './message-store.js'
 import type { RouterStatus } from './router.js'
-
-/** Health of a message store that can tell (MySQL); stores without `status()` are not checked. */
-export interface StoreStatus {
-  up: boolean
-  detail: string
-  latencyMs?: number
-}
 
 /** A node's own view of itself and its dependencies, as `app.wsc.health()` reports it. */
 export interface NodeHealth {

@@ -12,7 +12,7 @@ import {
   encodeMessage, encodeReconnect, encodeWelcome, isValidName, parseClientFrame, serializeData,
   type ClientFrame, type FrameId, type Target
 } from './protocol.js'
-import type { NodeHealth, StoreStatus } from './readiness.js'
+import type { NodeHealth } from './readiness.js'
 import {
   makeConnectionId, parseConnectionId,
   type NodeInfo, type PresenceEntry, type RoutedEvent, type Router, type RouterStatus
@@ -168,13 +168,12 @@ export class WscNode extends EventEmitter<WscEvents> {
 
   /** This node's lifecycle and its router's and store's health, for readiness and metrics. */
   health (): NodeHealth {
-    const store = this.#store as MessageStore & { status?: () => StoreStatus }
     return {
       started: this.#started,
       draining: this.#draining,
       connections: this.hub.size,
       router: this.#router.status(),
-      store: typeof store.status === 'function' ? store.status() : undefined
+      store: this.#store.status?.()
     }
   }
 
@@ -481,6 +480,7 @@ export class WscNode extends EventEmitter<WscEvents> {
             ? await this.sendToUser(to.user, data, { from: connection.userId })
             : await this.sendToRoom(to.room, data, { from: connection.userId })
         } catch (err) {
+          // @fastify/error sets `code` on each instance, not on the prototype: compare by class.
           if (err instanceof PayloadError || err instanceof TargetError) {
             return this.#refuse(connection, ErrorCode.BAD_REQUEST, (err as Error).message, frame.id)
           }

@@ -1,13 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import { loadConfig, type WscConfig, type WscConfigInput } from '../lib/config.js'
-import { ConfigError } from '../lib/errors.js'
 import type { MessageStore } from '../lib/message-store.js'
 import { isRedisConfigured } from '../lib/redis-connection.js'
+import { RedisMessageStore, type RedisClient } from '../lib/redis-message-store.js'
 import type { Router } from '../lib/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/wsc-node.js'
 import health from './health.js'
 import metrics from './metrics.js'
+import mysqlStore from './mysql-store.js'
 import nodeIdentity from './node-identity.js'
 import redisRouter from './redis-router.js'
 import websocket, { type Authenticate } from './websocket.js'
@@ -45,17 +46,24 @@ const { version } = JSON.parse(readFileSync(packageJson ?? new URL('../package.j
 async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions): Promise<void> {
   const { nodeId, configFile, authenticate, authorizeJoin, authorizePublish, router, messageStore, ...configOptions } = opts
   const config = loadConfig({ options: configOptions, file: configFile })
-  if (messageStore === undefined && (config.mysql.url !== '' || config.mysql.host !== '')) {
-    throw new ConfigError('config: mysql.url is set but MySQL persistence is not available in this version; unset MYSQL_URL')
-  }
   fastify.decorate('wscConfig', config)
   await fastify.register(nodeIdentity, { nodeId, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
+  // Stores and routers first, the WebSocket route last: onClose (reverse order) closes sockets before pools.
   let crossNode = router
+  let redis: RedisClient | undefined
   if (crossNode === undefined && isRedisConfigured(config.redis) && config.distributed.enabled) {
     await fastify.register(redisRouter)
     crossNode = fastify.wscRouter
+    redis = fastify.wscRedis
   }
-  await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router: crossNode, store: messageStore, version })
+  let store = messageStore
+  if (store === undefined && (config.mysql.url !== '' || config.mysql.host !== '')) {
+    await fastify.register(mysqlStore, { config, redis })
+    store = fastify.wscStore
+  } else if (store === undefined && redis !== undefined) {
+    store = new RedisMessageStore(redis, { prefix: config.redis.prefix, inboxSize: config.store.inboxSize })
+  }
+  await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router: crossNode, store, version })
   // They observe the node the websocket plugin made; their onClose runs first, after the drain.
   if (config.metrics.enabled) await fastify.register(metrics, { config })
   if (config.health.enabled) await fastify.register(health, { config })
@@ -67,12 +75,12 @@ export type { Authenticate, Wsc } from './websocket.js'
 export { serializeRequest } from './websocket.js'
 export type { WscConfig, WscConfigInput } from '../lib/config.js'
 export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, DrainOptions, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
-export type { NodeHealth, ReadinessCheck, StoreStatus } from '../lib/readiness.js'
+export type { NodeHealth, ReadinessCheck } from '../lib/readiness.js'
 export type { FrameKind, TargetKind, WscObserver } from '../lib/observer.js'
 export type { ReadinessBody } from './health.js'
 export type { WscMetrics } from './metrics.js'
 export type { NodeInfo, PresenceEntry, Router, RouterStatus } from '../lib/router.js'
-export type { MessageStore, StoredMessage } from '../lib/message-store.js'
+export type { Durability, MessageStore, StoredMessage, StoreStatus } from '../lib/message-store.js'
 export type { Target } from '../lib/protocol.js'
 export { CloseCode, ErrorCode } from '../lib/protocol.js'
 export * as errors from '../lib/errors.js'

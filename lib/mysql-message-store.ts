@@ -1,0 +1,608 @@
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import { ClosedError, PayloadError, UnavailableError } from './errors.js'
+import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
+import { migrate, Sql, type MigrationResult } from './mysql-schema.js'
+import type { Message } from './protocol.js'
+
+/** A committed message and the user it belongs to. */
+export interface CommittedMessage {
+  userId: string
+  message: StoredMessage
+}
+
+export interface MySqlMessageStoreOptions {
+  /** Most messages one multi-row INSERT writes (`store.batch_size`). Default 500. */
+  batchSize?: number
+  /** Appends waiting for a batch beyond which new ones are refused with `WSC_ERR_UNAVAILABLE`. Default 20 × batchSize. */
+  maxQueued?: number
+  /** Messages older than this (ms) are deleted by the cleanup job; 0 = kept forever (`store.retention_age`). */
+  retentionAge?: number
+  /** Messages kept per user; 0 = no limit (`store.retention_count`). */
+  retentionCount?: number
+  /** Pause between two cleanup passes (ms); 0 = no cleanup timer ({@link MySqlMessageStore.runRetention} still works). */
+  cleanupInterval?: number
+  /** Rows one cleanup DELETE removes; small so it holds its locks briefly. Default 500. */
+  cleanupBatch?: number
+  /** How often the health probe runs (ms); 0 = no probe. Default 5000. */
+  probeInterval?: number
+  /** Client-side timeout of one statement (ms). Default 10000. */
+  queryTimeout?: number
+  /**
+   * Lowest seq each user's next message may take beyond MySQL's own counter, read before each batch
+   * (the Redis window's latest seq, so a MySQL restored from an older backup never reuses a seq).
+   */
+  seqFloors?: (userIds: readonly string[]) => Promise<ReadonlyMap<string, number>>
+  /** Runs after COMMIT and before the batch's appends resolve; a rejection rejects them. */
+  afterCommit?: (committed: readonly CommittedMessage[]) => Promise<void>
+}
+
+/** Counters of the write path, for metrics and the group-commit test. */
+export interface MySqlStoreStats {
+  /** Multi-row INSERTs into wsc_messages that committed. */
+  batches: number
+  /** Messages they committed. */
+  messages: number
+  /** Transactions run again after a deadlock, a lost connection or a duplicate id. */
+  retries: number
+  /** Messages the retention job deleted. */
+  deleted: number
+}
+
+interface PendingAppend {
+  userId: string
+  message: Omit<Message, 'seq'>
+  bytes: number
+  resolve: (stored: StoredMessage) => void
+  reject: (err: Error) => void
+}
+
+interface PendingAck {
+  seq: number
+  waiters: Array<{ resolve: () => void, reject: (err: Error) => void }>
+}
+
+type Row = RowDataPacket & Record<string, unknown>
+
+/** Statement bytes a message row adds besides its payload and user ids. */
+const ROW_OVERHEAD = 128
+/** Unescaped bytes per INSERT: short lock times, and below max_allowed_packet even if escaping doubles them. */
+const MAX_BATCH_BYTES = 4 * 1024 * 1024
+/** Characters mysql2 escapes with a backslash in a string literal. */
+// eslint-disable-next-line no-control-regex -- these control characters are exactly what gets escaped
+const ESCAPED = /[\0\b\t\n\r\x1a"'\\]/g
+const MAX_ATTEMPTS = 5
+const CLEANUP_USERS_PER_PASS = 100
+const CLEANUP_BATCHES_PER_PASS = 20
+
+const ER_DUP_ENTRY = 1062
+const ER_LOCK_WAIT_TIMEOUT = 1205
+const ER_LOCK_DEADLOCK = 1213
+
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR',
+  'ER_SERVER_GONE_ERROR', 'ER_SERVER_LOST'
+])
+
+interface MySqlError { code?: string, errno?: number, fatal?: boolean, message?: string }
+
+function isConnectionError (err: unknown): boolean {
+  const e = err as MySqlError
+  return e.fatal === true || (e.code !== undefined && CONNECTION_ERRORS.has(e.code))
+}
+
+function describe (err: unknown): string {
+  const e = err as MySqlError
+  const message = e.message !== undefined && e.message !== '' ? e.message : String(err)
+  return e.code !== undefined && !message.includes(e.code) ? `${e.code} ${message}` : message
+}
+
+const text = (value: unknown): string => Buffer.isBuffer(value) ? value.toString('utf8') : String(value)
+
+/**
+ * User messages in MySQL: per-user seq from the `wsc_inboxes` counter row (locked until COMMIT, so a
+ * user's messages commit in seq order and a reader never sees a gap that fills later), group commit
+ * (one transaction at a time; the appends that arrive while it runs share the next multi-row INSERT),
+ * retention, and a health probe. An append resolves only after COMMIT; when MySQL cannot be reached
+ * it rejects with `WSC_ERR_UNAVAILABLE` and the mysql2 pool reconnects by itself.
+ */
+export class MySqlMessageStore implements MessageStore {
+  readonly durability = 'mysql' as const
+  readonly stats: MySqlStoreStats = { batches: 0, messages: 0, retries: 0, deleted: 0 }
+  readonly #pool: Pool
+  readonly #batchSize: number
+  readonly #maxQueued: number
+  readonly #retentionAge: number
+  readonly #retentionCount: number
+  readonly #cleanupInterval: number
+  readonly #cleanupBatch: number
+  readonly #probeInterval: number
+  readonly #queryTimeout: number
+  readonly #seqFloors: MySqlMessageStoreOptions['seqFloors']
+  readonly #afterCommit: MySqlMessageStoreOptions['afterCommit']
+  /** Largest message row the server accepts, from max_allowed_packet (read at start). */
+  #maxMessageBytes = MAX_BATCH_BYTES
+  #maxBatchBytes = MAX_BATCH_BYTES
+  #queue: PendingAppend[] = []
+  /** One batch is written at a time: a user's appends commit in the order they were called. */
+  #writing = false
+  #flushScheduled = false
+  #acks = new Map<string, PendingAck>()
+  #ackScheduled = false
+  /** Every write, ack flush and cleanup pass under way; close() waits for them. */
+  readonly #work = new Set<Promise<unknown>>()
+  #status: StoreStatus = { up: false, detail: 'mysql: not started' }
+  #probeTimer: NodeJS.Timeout | undefined
+  #cleanupTimer: NodeJS.Timeout | undefined
+  #cleanupCursor = ''
+  #started = false
+  #closing = false
+  #closed: Promise<void> | undefined
+
+  /** @param pool a mysql2 promise pool; the caller owns it and ends it after {@link close}. */
+  constructor (pool: Pool, options: MySqlMessageStoreOptions = {}) {
+    this.#pool = pool
+    this.#batchSize = options.batchSize ?? 500
+    this.#maxQueued = options.maxQueued ?? 20 * this.#batchSize
+    this.#retentionAge = options.retentionAge ?? 0
+    this.#retentionCount = options.retentionCount ?? 0
+    this.#cleanupInterval = options.cleanupInterval ?? 0
+    this.#cleanupBatch = options.cleanupBatch ?? 500
+    this.#probeInterval = options.probeInterval ?? 5000
+    this.#queryTimeout = options.queryTimeout ?? 10_000
+    this.#seqFloors = options.seqFloors
+    this.#afterCommit = options.afterCommit
+  }
+
+  /** Migrates the schema, reads the server's packet limit, then starts the probe and the cleanup job. */
+  async start (): Promise<MigrationResult> {
+    const migration = await migrate(this.#pool)
+    const [[packet]] = await this.#pool.query<Row[]>(Sql.maxAllowedPacket)
+    const maxPacket = Number(packet?.bytes ?? 0)
+    if (maxPacket > 0) {
+      this.#maxMessageBytes = Math.max(1024, maxPacket - 4 * ROW_OVERHEAD)
+      this.#maxBatchBytes = Math.min(MAX_BATCH_BYTES, Math.floor(maxPacket / 2))
+    }
+    this.#status = { up: true, detail: `mysql: schema version ${migration.version}` }
+    this.#started = true
+    if (this.#probeInterval > 0) this.#scheduleProbe()
+    if (this.#cleanupInterval > 0 && (this.#retentionAge > 0 || this.#retentionCount > 0)) this.#scheduleCleanup()
+    return migration
+  }
+
+  status (): StoreStatus {
+    return { ...this.#status }
+  }
+
+  // ---- appends and group commit ----
+
+  async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
+    if (this.#closing) throw new ClosedError('the message store is closed')
+    if (!this.#started) throw new ClosedError('the message store has not started')
+    let bytes = Buffer.byteLength(message.dataJson) + 3 * (userId.length + (message.from?.length ?? 0)) + ROW_OVERHEAD
+    // Escaping at most doubles the payload: count the escapes only when that could pass the limit.
+    if (2 * bytes > this.#maxMessageBytes) bytes += message.dataJson.match(ESCAPED)?.length ?? 0
+    if (bytes > this.#maxMessageBytes) {
+      throw new PayloadError(`a message of ${bytes} bytes exceeds what MySQL accepts (max_allowed_packet allows ${this.#maxMessageBytes})`)
+    }
+    if (this.#queue.length >= this.#maxQueued) throw new UnavailableError(`mysql: ${this.#queue.length} messages are waiting to be written; retry`)
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ userId, message, bytes, resolve, reject })
+      if (this.#queue.length >= this.#batchSize) this.#drain()
+      else this.#scheduleFlush()
+    })
+  }
+
+  #scheduleFlush (): void {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(() => {
+      this.#flushScheduled = false
+      this.#drain()
+    })
+  }
+
+  /** Starts the next batch unless one is being written; appends arriving meanwhile share the next. */
+  #drain (): void {
+    if (this.#writing || this.#queue.length === 0) return
+    this.#writing = true
+    this.#track(this.#write(this.#takeBatch()).finally(() => {
+      this.#writing = false
+      this.#drain()
+    }))
+  }
+
+  #takeBatch (): PendingAppend[] {
+    let bytes = 0
+    let count = 0
+    for (const pending of this.#queue) {
+      if (count > 0 && (count >= this.#batchSize || bytes + pending.bytes > this.#maxBatchBytes)) break
+      bytes += pending.bytes
+      count++
+    }
+    return this.#queue.splice(0, count)
+  }
+
+  #track<T> (work: Promise<T>): Promise<T> {
+    this.#work.add(work)
+    work.then(() => this.#work.delete(work), () => this.#work.delete(work))
+    return work
+  }
+
+  /**
+   * Writes one batch in one transaction, retrying after a deadlock or a lost connection. Before a
+   * retry it looks up which messages are already stored (the COMMIT may have landed), so a retry
+   * never stores a message twice.
+   */
+  async #write (batch: PendingAppend[]): Promise<void> {
+    const committed: Array<{ pending: PendingAppend, stored: StoredMessage }> = []
+    let pending = this.#dedupe(batch)
+    let failure: unknown
+    for (let attempt = 0; pending.length > 0; attempt++) {
+      try {
+        if (attempt > 0) pending = await this.#takeStored(pending, committed)
+        if (pending.length === 0) break
+        const floors = this.#seqFloors === undefined ? undefined : await this.#seqFloors([...new Set(pending.map((p) => p.userId))])
+        committed.push(...await this.#insert(pending, floors, attempt > 0))
+        pending = []
+      } catch (err) {
+        if (attempt + 1 < MAX_ATTEMPTS && this.#isRetryable(err, attempt)) {
+          this.stats.retries++
+          continue
+        }
+        failure = err
+        break
+      }
+    }
+    if (committed.length > 0 && this.#afterCommit !== undefined) {
+      try {
+        await this.#afterCommit(committed.map(({ pending, stored }) => ({ userId: pending.userId, message: stored })))
+      } catch (err) {
+        const refused = err instanceof Error ? err : new UnavailableError(String(err))
+        for (const { pending } of committed) pending.reject(refused)
+        committed.length = 0
+      }
+    }
+    for (const { pending, stored } of committed) pending.resolve(stored)
+    if (failure !== undefined) {
+      const refused = this.#refusal(failure)
+      for (const p of pending) p.reject(refused)
+    }
+  }
+
+  /** One row per message id: a second append of an id in the same batch settles with the first. */
+  #dedupe (batch: PendingAppend[]): PendingAppend[] {
+    const unique = new Map<string, PendingAppend>()
+    for (const p of batch) {
+      const first = unique.get(p.message.id)
+      if (first === undefined) {
+        unique.set(p.message.id, p)
+      } else if (first.userId !== p.userId) {
+        p.reject(new PayloadError(`message id ${p.message.id} is already used for another user`))
+      } else {
+        const { resolve, reject } = first
+        first.resolve = (stored) => { resolve(stored); p.resolve(stored) }
+        first.reject = (err) => { reject(err); p.reject(err) }
+      }
+    }
+    return unique.size === batch.length ? batch : [...unique.values()]
+  }
+
+  #isRetryable (err: unknown, attempt: number): boolean {
+    const errno = (err as MySqlError).errno
+    if (errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT || errno === ER_DUP_ENTRY) return true
+    // One retry on a fresh connection: a pooled connection may have died while idle.
+    return attempt === 0 && isConnectionError(err)
+  }
+
+  #refusal (err: unknown): Error {
+    if (err instanceof ClosedError || err instanceof PayloadError || err instanceof UnavailableError) return err
+    if (isConnectionError(err)) this.#markDown(err)
+    return new UnavailableError(`mysql: ${describe(err)}`, { cause: err })
+  }
+
+  /** Resolves the appends whose message id is already stored (an earlier attempt committed); returns the rest. */
+  async #takeStored (pending: PendingAppend[], committed: Array<{ pending: PendingAppend, stored: StoredMessage }>): Promise<PendingAppend[]> {
+    const rows = await this.#withConnection((conn) => this.#run<Row[]>(conn, Sql.findMessages(pending.length), pending.map((p) => p.message.id)))
+    const stored = new Map(rows.map((row) => [String(row.id), { userId: text(row.user_id), seq: Number(row.seq) }]))
+    const rest: PendingAppend[] = []
+    for (const p of pending) {
+      const found = stored.get(p.message.id)
+      if (found === undefined) rest.push(p)
+      else if (found.userId === p.userId) committed.push({ pending: p, stored: { ...p.message, seq: found.seq } })
+      else p.reject(new PayloadError(`message id ${p.message.id} is already stored for another user`))
+    }
+    return rest
+  }
+
+  /**
+   * One transaction: lock the users' counters, number the messages, insert them all, commit. On a
+   * retry the stored messages' highest seq is checked for every user, not only for users without a
+   * counter row, so a counter that fell behind its messages (restored separately) cannot fail twice.
+   */
+  async #insert (pending: PendingAppend[], floors: ReadonlyMap<string, number> | undefined, recheck: boolean): Promise<Array<{ pending: PendingAppend, stored: StoredMessage }>> {
+    const users = [...new Set(pending.map((p) => p.userId))]
+    return this.#withConnection(async (conn, discard) => {
+      await this.#run(conn, Sql.begin)
+      try {
+        const written = await this.#number(conn, pending, users, floors, recheck)
+        await this.#run(conn, Sql.upsertInboxSeqs(users.length), users.flatMap((user) => [user, written.latest.get(user)]))
+        await this.#run(conn, Sql.insertMessages(written.messages.length),
+          written.messages.flatMap(({ pending: p, stored }) => [p.userId, stored.seq, stored.id, stored.from, stored.ts, stored.dataJson]))
+        await this.#run(conn, Sql.commit)
+        this.stats.batches++
+        this.stats.messages += written.messages.length
+        this.#markUp()
+        return written.messages
+      } catch (err) {
+        // A connection whose transaction may still be open must not go back to the pool.
+        if (!isConnectionError(err)) await this.#run(conn, Sql.rollback).catch(discard)
+        throw err
+      }
+    })
+  }
+
+  /** Locks the users' counter rows and gives each pending message its seq. */
+  async #number (conn: PoolConnection, pending: PendingAppend[], users: string[], floors: ReadonlyMap<string, number> | undefined, recheck: boolean):
+  Promise<{ latest: Map<string, number>, messages: Array<{ pending: PendingAppend, stored: StoredMessage }> }> {
+    const latest = new Map<string, number>()
+    for (const row of await this.#run<Row[]>(conn, Sql.lockInboxes(users.length), users)) latest.set(text(row.user_id), Number(row.seq))
+    const unsure = recheck ? users : users.filter((user) => !latest.has(user))
+    if (unsure.length > 0) {
+      // A user without an inbox row may still have messages (the row was lost): continue after them.
+      for (const row of await this.#run<Row[]>(conn, Sql.maxStoredSeq(unsure.length), unsure)) {
+        latest.set(text(row.user_id), Math.max(latest.get(text(row.user_id)) ?? 0, Number(row.seq)))
+      }
+    }
+    for (const user of users) latest.set(user, Math.max(latest.get(user) ?? 0, floors?.get(user) ?? 0))
+    const messages = pending.map((p) => {
+      const seq = (latest.get(p.userId) ?? 0) + 1
+      latest.set(p.userId, seq)
+      return { pending: p, stored: { ...p.message, seq } }
+    })
+    return { latest, messages }
+  }
+
+  /**
+   * Runs `fn` on a pooled connection. One that failed at the network level, timed out, or that `fn`
+   * discards is destroyed, not reused.
+   */
+  async #withConnection<T> (fn: (conn: PoolConnection, discard: () => void) => Promise<T>): Promise<T> {
+    const conn = await this.#pool.getConnection()
+    let broken = false
+    try {
+      return await fn(conn, () => { broken = true })
+    } catch (err) {
+      broken ||= isConnectionError(err)
+      throw err
+    } finally {
+      if (broken) conn.destroy()
+      else conn.release()
+    }
+  }
+
+  /**
+   * One statement with a client-side timeout. Not mysql2's `timeout` option: its timer outlives a
+   * connection that dies mid-query and keeps the process alive.
+   */
+  async #run<T extends Row[] | ResultSetHeader = ResultSetHeader> (conn: PoolConnection, sql: string, values?: unknown[]): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => {
+        reject(Object.assign(new Error(`no answer within ${this.#queryTimeout} ms`), { code: 'PROTOCOL_SEQUENCE_TIMEOUT', fatal: true }))
+      }, this.#queryTimeout).unref()
+    })
+    try {
+      const [result] = await Promise.race([conn.query<T>(sql, values), timedOut])
+      return result
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** One statement on any pooled connection; a failure becomes `WSC_ERR_UNAVAILABLE`. */
+  async #query<T extends Row[] | ResultSetHeader> (sql: string, values: unknown[]): Promise<T> {
+    try {
+      const result = await this.#withConnection((conn) => this.#run<T>(conn, sql, values))
+      this.#markUp()
+      return result
+    } catch (err) {
+      throw this.#refusal(err)
+    }
+  }
+
+  // ---- reads ----
+
+  async since (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    return this.#read(userId, Sql.since, [userId, afterSeq, limit])
+  }
+
+  /** Messages with `afterSeq < seq < beforeSeq`, ascending, at most `limit`. */
+  async between (userId: string, afterSeq: number, beforeSeq: number, limit: number): Promise<StoredMessage[]> {
+    return this.#read(userId, Sql.sinceBefore, [userId, afterSeq, beforeSeq, limit])
+  }
+
+  async #read (userId: string, sql: string, values: unknown[]): Promise<StoredMessage[]> {
+    const rows = await this.#query<Row[]>(sql, values)
+    return rows.map((row) => ({
+      id: String(row.id),
+      seq: Number(row.seq),
+      from: row.sender === null ? null : text(row.sender),
+      to: { user: userId },
+      dataJson: text(row.data),
+      ts: Number(row.ts)
+    }))
+  }
+
+  async latestSeq (userId: string): Promise<number> {
+    return (await this.#inbox(userId)).seq
+  }
+
+  async ackedSeq (userId: string): Promise<number> {
+    return (await this.#inbox(userId)).acked
+  }
+
+  async #inbox (userId: string): Promise<{ seq: number, acked: number }> {
+    const [row] = await this.#query<Row[]>(Sql.inbox, [userId])
+    return { seq: Number(row?.seq ?? 0), acked: Number(row?.acked_seq ?? 0) }
+  }
+
+  // ---- acks: coalesced per user, one UPDATE for all users waiting ----
+
+  async ack (userId: string, seq: number): Promise<void> {
+    if (this.#closing) throw new ClosedError('the message store is closed')
+    return new Promise((resolve, reject) => {
+      const pending = this.#acks.get(userId)
+      if (pending === undefined) this.#acks.set(userId, { seq, waiters: [{ resolve, reject }] })
+      else {
+        pending.seq = Math.max(pending.seq, seq)
+        pending.waiters.push({ resolve, reject })
+      }
+      this.#scheduleAcks()
+    })
+  }
+
+  #scheduleAcks (): void {
+    if (this.#ackScheduled) return
+    this.#ackScheduled = true
+    setImmediate(() => {
+      const acks = this.#acks
+      this.#acks = new Map()
+      this.#track(this.#writeAcks(acks).finally(() => {
+        this.#ackScheduled = false
+        if (this.#acks.size > 0) this.#scheduleAcks()
+      }))
+    })
+  }
+
+  async #writeAcks (acks: Map<string, PendingAck>): Promise<void> {
+    const users = [...acks.keys()]
+    try {
+      await this.#query(Sql.ack(users.length), [...users.flatMap((user) => [user, acks.get(user)?.seq]), ...users])
+      for (const ack of acks.values()) for (const waiter of ack.waiters) waiter.resolve()
+    } catch (err) {
+      for (const ack of acks.values()) for (const waiter of ack.waiters) waiter.reject(err as Error)
+    }
+  }
+
+  // ---- health ----
+
+  #markUp (latencyMs?: number): void {
+    const detail = this.#status.up ? this.#status.detail : 'mysql: reachable'
+    this.#status = latencyMs === undefined ? { ...this.#status, up: true, detail } : { up: true, detail, latencyMs }
+  }
+
+  #markDown (err: unknown): void {
+    this.#status = { up: false, detail: `mysql: ${describe(err)}` }
+  }
+
+  #scheduleProbe (): void {
+    this.#probeTimer = setTimeout(() => {
+      this.#track(this.probe().finally(() => {
+        if (!this.#closing) this.#scheduleProbe()
+      }))
+    }, this.#probeInterval).unref()
+  }
+
+  /** Runs `SELECT 1` and updates {@link status}; the readiness probe and the periodic check call it. */
+  async probe (): Promise<StoreStatus> {
+    const started = performance.now()
+    try {
+      await this.#withConnection((conn) => this.#run<Row[]>(conn, Sql.probe))
+      this.#markUp(Math.round((performance.now() - started) * 100) / 100)
+    } catch (err) {
+      this.#markDown(err)
+    }
+    return this.status()
+  }
+
+  // ---- retention ----
+
+  #scheduleCleanup (): void {
+    this.#cleanupTimer = setTimeout(() => {
+      this.#track(this.runRetention().catch((err: unknown) => this.#markDownIfUnreachable(err)).finally(() => {
+        if (!this.#closing) this.#scheduleCleanup()
+      }))
+    }, this.#cleanupInterval).unref()
+  }
+
+  #markDownIfUnreachable (err: unknown): void {
+    if (isConnectionError(err) || isConnectionError((err as { cause?: unknown }).cause)) this.#markDown(err)
+  }
+
+  /**
+   * One pass of the retention job: deletes messages older than `retentionAge`, then trims up to 100
+   * users to their `retentionCount` newest messages (the next pass continues with the next users).
+   * Each DELETE removes at most `cleanupBatch` rows, reads committed rows only and takes its own pooled
+   * connection, so sends are never held behind a long statement. Returns the rows deleted.
+   */
+  async runRetention (): Promise<number> {
+    let deleted = 0
+    if (this.#retentionAge > 0) {
+      const cutoff = Date.now() - this.#retentionAge
+      for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#closing; i++) {
+        const removed = await this.#delete(Sql.deleteOlderThan, [cutoff, this.#cleanupBatch])
+        deleted += removed
+        if (removed < this.#cleanupBatch) break
+      }
+    }
+    if (this.#retentionCount > 0 && !this.#closing) {
+      const rows = await this.#query<Row[]>(Sql.inboxesOver, [this.#cleanupCursor, this.#retentionCount, CLEANUP_USERS_PER_PASS])
+      for (const row of rows) {
+        if (this.#closing) break
+        const userId = text(row.user_id)
+        const [boundary] = await this.#query<Row[]>(Sql.countBoundary, [userId, this.#retentionCount])
+        if (boundary !== undefined) deleted += await this.#trimUser(userId, Number(boundary.seq))
+        this.#cleanupCursor = userId
+      }
+      if (rows.length < CLEANUP_USERS_PER_PASS) this.#cleanupCursor = ''
+    }
+    this.stats.deleted += deleted
+    return deleted
+  }
+
+  /** Deletes the user's messages up to `upTo`, a batch at a time. */
+  async #trimUser (userId: string, upTo: number): Promise<number> {
+    let deleted = 0
+    for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#closing; i++) {
+      const removed = await this.#delete(Sql.deleteUpTo, [userId, upTo, this.#cleanupBatch])
+      deleted += removed
+      if (removed < this.#cleanupBatch) break
+    }
+    return deleted
+  }
+
+  /** One small DELETE on its own connection, reading committed rows only (no gap locks in front of inserts). */
+  async #delete (sql: string, values: unknown[]): Promise<number> {
+    await nextTurn()
+    try {
+      return await this.#withConnection(async (conn) => {
+        await this.#run(conn, Sql.readCommittedNext)
+        return (await this.#run(conn, sql, values)).affectedRows
+      })
+    } catch (err) {
+      throw this.#refusal(err)
+    }
+  }
+
+  // ---- shutdown ----
+
+  /** Stops the timers, writes every queued append and ack, then refuses new ones. The pool stays open. */
+  async close (): Promise<void> {
+    this.#closed ??= this.#close()
+    return this.#closed
+  }
+
+  async #close (): Promise<void> {
+    this.#closing = true
+    clearTimeout(this.#probeTimer)
+    clearTimeout(this.#cleanupTimer)
+    this.#drain()
+    while (this.#work.size > 0 || this.#queue.length > 0 || this.#acks.size > 0) {
+      if (this.#acks.size > 0 && !this.#ackScheduled) this.#scheduleAcks()
+      this.#drain()
+      await Promise.allSettled([...this.#work, nextTurn()])
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto'
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { inboxKeys, RedisMessageStore } from '../../lib/redis-message-store.js'
+import { privateRedis, testRedis } from '../backends.js'
+
+function message (text: string, from: string | null = 'sender'): { id: string, from: string | null, to: { user: string }, dataJson: string, ts: number } {
+  return { id: randomUUID(), from, to: { user: 'ignored' }, dataJson: JSON.stringify({ text }), ts: Date.now() }
+}
+
+const texts = (messages: Array<{ dataJson: string }>): string[] => messages.map((m) => (JSON.parse(m.dataJson) as { text: string }).text)
+
+test('appends get strictly increasing seqs and replay in order from the stream', async (t) => {
+  const { client, prefix } = await testRedis(t)
+  const store = new RedisMessageStore(client, { prefix, inboxSize: 100 })
+  assert.equal(await store.latestSeq('ann'), 0)
+  const sent = await Promise.all(Array.from({ length: 30 }, (_, i) => store.append('ann', message(`m${i}`, i === 0 ? null : 'bob'))))
+  const seqs = sent.map((m) => m.seq)
+  for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], (seqs[i - 1] as number) + 1)
+  assert.ok(Number.isSafeInteger(seqs.at(-1)))
+  assert.ok(String(seqs.at(-1)).length <= 15, 'a seq fits the since= query parameter (15 digits)')
+  assert.equal(await store.latestSeq('ann'), seqs.at(-1))
+  const first = seqs[0] as number
+  const replay = await store.since('ann', first + 9, 5)
+  assert.deepEqual(replay.map((m) => m.seq), seqs.slice(10, 15))
+  assert.deepEqual(texts(replay), ['m10', 'm11', 'm12', 'm13', 'm14'])
+  assert.deepEqual(replay[0], { ...sent[10], to: { user: 'ann' } })
+  assert.equal((await store.since('ann', 0, 1))[0]?.from, null)
+  assert.deepEqual(await store.since('ann', seqs.at(-1) as number, 10), [])
+  assert.deepEqual(await store.since('nobody', 0, 10), [])
+  assert.equal(await client.type(inboxKeys(prefix, 'ann').inbox), 'stream')
+})
+
+test('the stream keeps about inbox_size messages: the newest ones', async (t) => {
+  const { client, prefix } = await testRedis(t)
+  const store = new RedisMessageStore(client, { prefix, inboxSize: 50 })
+  const sent = []
+  for (let i = 0; i < 400; i++) sent.push(await store.append('ann', message(`m${i}`)))
+  const kept = await store.since('ann', 0, 1000)
+  assert.ok(kept.length >= 50 && kept.length < 400, `${kept.length} kept`)
+  assert.deepEqual(kept.map((m) => m.seq), sent.slice(-kept.length).map((m) => m.seq))
+})
+
+test('ack never moves backwards nor past the latest seq', async (t) => {
+  const { client, prefix } = await testRedis(t)
+  const store = new RedisMessageStore(client, { prefix })
+  await store.ack('nobody', 5)
+  assert.equal(await store.ackedSeq('nobody'), 0)
+  const [a, b, c] = await Promise.all([store.append('ann', message('a')), store.append('ann', message('b')), store.append('ann', message('c'))])
+  await store.ack('ann', b?.seq as number)
+  await store.ack('ann', a?.seq as number)
+  assert.equal(await store.ackedSeq('ann'), b?.seq)
+  await store.ack('ann', (c?.seq as number) + 1000)
+  assert.equal(await store.ackedSeq('ann'), c?.seq)
+})
+
+test('Redis flushed mid-test: later seqs are larger than every earlier one, and resume still works', async (t) => {
+  const { client } = await privateRedis(t)
+  const store = new RedisMessageStore(client, { prefix: 'wsc:' })
+  const before = []
+  for (let i = 0; i < 20; i++) before.push(await store.append('ann', message(`before${i}`)))
+  const lastBefore = before.at(-1)?.seq as number
+  await client.flushall()
+  assert.equal(await store.latestSeq('ann'), 0, 'the flush lost the counter')
+  const after = []
+  for (let i = 0; i < 20; i++) after.push(await store.append('ann', message(`after${i}`)))
+  assert.ok((after[0]?.seq as number) > lastBefore, `${after[0]?.seq} > ${lastBefore}`)
+  for (let i = 1; i < after.length; i++) assert.ok((after[i]?.seq as number) > (after[i - 1]?.seq as number))
+  // A client that had everything up to lastBefore resumes with since=lastBefore and gets the rest.
+  assert.deepEqual(texts(await store.since('ann', lastBefore, 100)), after.map((_, i) => `after${i}`))
+})
+
+test('a counter lost while the stream survived continues after the stream', async (t) => {
+  const { client, prefix } = await testRedis(t)
+  const store = new RedisMessageStore(client, { prefix })
+  const keys = inboxKeys(prefix, 'ann')
+  const first = await store.append('ann', message('first'))
+  // A stream entry far in the future of the clock-based start (as if the clock went back).
+  await client.del(keys.seq, keys.inbox)
+  await client.xadd(keys.inbox, '900000000000000-0', 'i', randomUUID(), 'ts', '0', 'd', '"future"')
+  const next = await store.append('ann', message('next'))
+  assert.ok(next.seq > first.seq)
+  assert.equal(next.seq, 900000000000001)
+})
+
+test('Redis unreachable: appends and reads reject with WSC_ERR_UNAVAILABLE, status says so', async (t) => {
+  const { client, stop } = await privateRedis(t)
+  const store = new RedisMessageStore(client, { prefix: 'wsc:' })
+  assert.equal(store.status().up, true)
+  await stop()
+  await assert.rejects(store.append('ann', message('x')), { code: 'WSC_ERR_UNAVAILABLE' })
+  await assert.rejects(store.since('ann', 0, 10), { code: 'WSC_ERR_UNAVAILABLE' })
+  assert.equal(store.status().up, false)
+  assert.match(store.status().detail, /^redis: /)
+})
