@@ -12,7 +12,7 @@ import { ROOT } from './pod.js'
 
 // The script behind `npm run cluster`, with each node on the embedded default (`redis: false`): this
 // exercises nginx, its generated configuration and the process handling without Redis routing. The
-// same cluster with Redis is test/cluster-nginx/through-nginx.e2e.ts.
+// same cluster with Redis is test/cluster-nginx/through-nginx.test.ts.
 
 const NODE_IDS = ['wsc-0', 'wsc-1', 'wsc-2']
 

@@ -1,8 +1,4 @@
-// NOT in the default test glob (test/*/*.test.ts) on purpose: it needs Redis routing (issue 3) and the
-// durable user inbox behind `since` (issues 3/4). Until they are merged the example app refuses
-// REDIS_ADDR and startLocalCluster() rejects with "wsc-N exited (1) before readiness … Redis routing
-// is not available in this version". Run it with `npm run test:cluster`; once it passes, rename it to
-// through-nginx.test.ts so `npm test` runs it.
+// Needs nginx (Debian package; .ci/run installs it when missing) and redis-server.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { startLocalCluster } from '../../scripts/local-cluster.js'
