@@ -1,8 +1,12 @@
 // `npm run bench [-- --quick]`: every scenario side by side with its baseline, measured in one run.
 // Prints a markdown table and writes bench/results/latest.json.
 import { execSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { availableParallelism, cpus } from 'node:os'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mysql from 'mysql2/promise'
+import { freePort, spawnRedis } from '../test/redis-harness.js'
 import { BenchProcess } from './harness.js'
 
 const quick = process.argv.includes('--quick')
@@ -84,10 +88,14 @@ const idleMemory: Scenario = {
     const connections = quick ? 2000 : 10_000
     const base = await measureIdle('./servers/ws.ts', connections)
     const ours = await measureIdle('./servers/wsc.ts', connections)
-    const name = `idle memory (${connections} conns)`
+    const peer = await measureIdle('./servers/socketio.ts', connections, './clients/socketio-clients.ts')
+    const name = `idle memory (${connections} conns, after GC)`
+    const kib = 1024
     return [
-      { scenario: name, metric: 'RSS per connection', ours: ours.rssPerConn / 1024, baseline: base.rssPerConn / 1024, baselineName: 'bare ws', better: 'lower', unit: 'KiB' },
-      { scenario: name, metric: 'heap per connection', ours: ours.heapPerConn / 1024, baseline: base.heapPerConn / 1024, baselineName: 'bare ws', better: 'lower', unit: 'KiB' }
+      { scenario: name, metric: 'RSS per connection', ours: ours.rssPerConn / kib, baseline: base.rssPerConn / kib, baselineName: 'bare ws', better: 'lower', unit: 'KiB' },
+      { scenario: name, metric: 'heap per connection', ours: ours.heapPerConn / kib, baseline: base.heapPerConn / kib, baselineName: 'bare ws', better: 'lower', unit: 'KiB' },
+      { scenario: name, metric: 'RSS per connection', ours: ours.rssPerConn / kib, baseline: peer.rssPerConn / kib, baselineName: 'Socket.IO', better: 'lower', unit: 'KiB' },
+      { scenario: name, metric: 'heap per connection', ours: ours.heapPerConn / kib, baseline: peer.heapPerConn / kib, baselineName: 'Socket.IO', better: 'lower', unit: 'KiB' }
     ]
   }
 }
@@ -111,7 +119,107 @@ const connectionSetup: Scenario = {
   }
 }
 
-export const scenarios: Scenario[] = [fanout, idleMemory, connectionSetup]
+/** A redis-server of the benchmark's own on a free port (flushed between runs, removed after). */
+async function withRedis<T> (body: (addr: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'wsc-bench-redis-'))
+  const port = await freePort()
+  const child = await spawnRedis(port, dir, [])
+  try {
+    return await body(`127.0.0.1:${port}`)
+  } finally {
+    child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+interface CrossNodeFigures { perSecond: number, p50: number, p99: number }
+
+/**
+ * 3 nodes on one Redis, `connections` clients spread evenly over them (one user each); every node sends
+ * `messages / 3` messages to random users at `ratePerSecond / 3` (0: as fast as it can).
+ */
+async function measureCrossNode (kind: 'wsc' | 'socketio', redisAddr: string, connections: number, messages: number, ratePerSecond: number): Promise<CrossNodeFigures> {
+  const serverFile = kind === 'wsc' ? './servers/wsc.ts' : './servers/socketio.ts'
+  const clientFile = kind === 'wsc' ? './clients/ws-clients.ts' : './clients/socketio-clients.ts'
+  execSync(`redis-cli -h ${redisAddr.split(':')[0]} -p ${redisAddr.split(':')[1]} FLUSHALL`)
+  const env = (i: number): Record<string, string> => ({ REDIS_ADDR: redisAddr, BENCH_NODE_ID: `bench-${i}` })
+  return withProcesses([[serverFile, env(0)], [serverFile, env(1)], [serverFile, env(2)], [clientFile]], async (processes) => {
+    const servers = processes.slice(0, 3)
+    const clients = processes[3]!
+    const ports = await Promise.all(servers.map((server) => server.call<number>('listen')))
+    const perNode = Math.floor(connections / 3)
+    const users: string[] = []
+    for (const [n, port] of ports.entries()) {
+      await clients.call('open', { base: `ws://127.0.0.1:${port}/ws`, count: perNode, concurrency: 50, userPrefix: `n${n}-`, sampleEvery: 1 })
+      for (let i = 0; i < perNode; i++) users.push(`n${n}-${i}`)
+    }
+    const run = async (count: number): Promise<ExpectResult> => {
+      const expected = clients.call<ExpectResult>('expect', { total: count - count % 3 })
+      await Promise.all(servers.map((server) => server.call('sendToUsers', { users, count: Math.floor(count / 3), ratePerSecond: ratePerSecond / 3, size: 256 })))
+      return expected
+    }
+    await run(Math.min(3000, messages))
+    const result = await run(messages)
+    if (result.received < messages - messages % 3) throw new Error(`${kind}: ${result.received} of ${messages} messages arrived`)
+    return { perSecond: result.received / (result.ms / 1000), p50: result.p50, p99: result.p99 }
+  })
+}
+
+const crossNode: Scenario = {
+  name: 'cross-node',
+  run: async ({ quick }) => withRedis(async (redisAddr) => {
+    const connections = 3000
+    const rate = 3000
+    const fixedMessages = quick ? 6000 : 30_000
+    const saturationMessages = quick ? 9000 : 60_000
+    const rows: Row[] = []
+    const fixedPeer = await measureCrossNode('socketio', redisAddr, connections, fixedMessages, rate)
+    const fixedOurs = await measureCrossNode('wsc', redisAddr, connections, fixedMessages, rate)
+    const fullPeer = await measureCrossNode('socketio', redisAddr, connections, saturationMessages, 0)
+    const fullOurs = await measureCrossNode('wsc', redisAddr, connections, saturationMessages, 0)
+    const peer = 'Socket.IO + redis-adapter'
+    const at = `cross-node (3 nodes + Redis, ${connections} conns, sendToUser`
+    rows.push(
+      { scenario: `${at} at ${rate}/s)`, metric: 'p50 latency', ours: fixedOurs.p50, baseline: fixedPeer.p50, baselineName: peer, better: 'lower', unit: 'ms' },
+      { scenario: `${at} at ${rate}/s)`, metric: 'p99 latency', ours: fixedOurs.p99, baseline: fixedPeer.p99, baselineName: peer, better: 'lower', unit: 'ms' },
+      { scenario: `${at} at saturation)`, metric: 'delivered/s', ours: fullOurs.perSecond, baseline: fullPeer.perSecond, baselineName: peer, better: 'higher', unit: 'msg/s' },
+      { scenario: `${at} at saturation)`, metric: 'p99 latency', ours: fullOurs.p99, baseline: fullPeer.p99, baselineName: peer, better: 'lower', unit: 'ms' }
+    )
+    return rows
+  })
+}
+
+const durableSends: Scenario = {
+  name: 'durable sends',
+  run: async ({ quick }) => {
+    const admin = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: 'root' })
+    const database = `wsc_bench_${randomBytes(4).toString('hex')}`
+    await admin.query(`CREATE DATABASE \`${database}\``)
+    try {
+      const url = `mysql://root@127.0.0.1:3306/${database}`
+      const count = quick ? 3000 : 20_000
+      const args = { count, concurrency: 200, users: 1000 }
+      return await withProcesses([['./servers/wsc.ts', { MYSQL_URL: url }]], async ([server]) => {
+        await server!.call('listen')
+        await server!.call('durableSends', { ...args, count: 500 })
+        await server!.call('singleInserts', { ...args, count: 500 })
+        const base = await server!.call<{ ms: number, p99: number }>('singleInserts', args)
+        const ours = await server!.call<{ ms: number, p99: number }>('durableSends', args)
+        const name = `durable sends (MySQL, ${count} sendToUser, 200 in flight)`
+        const baselineName = 'one INSERT per message'
+        return [
+          { scenario: name, metric: 'committed/s', ours: count / (ours.ms / 1000), baseline: count / (base.ms / 1000), baselineName, better: 'higher', unit: 'msg/s' },
+          { scenario: name, metric: 'p99 latency', ours: ours.p99, baseline: base.p99, baselineName, better: 'lower', unit: 'ms' }
+        ] satisfies Row[]
+      })
+    } finally {
+      await admin.query(`DROP DATABASE IF EXISTS \`${database}\``)
+      await admin.end()
+    }
+  }
+}
+
+export const scenarios: Scenario[] = [fanout, crossNode, idleMemory, durableSends, connectionSetup]
 
 function format (value: number): string {
   if (!Number.isFinite(value)) return String(value)

@@ -1,7 +1,8 @@
 // fastify-wsc under load: the example's shape (token = user id), limits opened up for benchmarking.
 import Fastify from 'fastify'
 import wsc from 'fastify-wsc'
-import { memoryAfterGc, now, serveCommands, yieldToLoop } from '../harness.js'
+import mysql from 'mysql2/promise'
+import { memoryAfterGc, now, percentile, serveCommands, yieldToLoop } from '../harness.js'
 
 const app = Fastify({ logger: false })
 await app.register(wsc, {
@@ -48,5 +49,39 @@ serveCommands({
     await Promise.all(inFlight)
     return { ms: now() - started, failed }
   },
-  memory: async () => ({ ...memoryAfterGc(), connections: await app.wsc.onlineCount() })
+  memory: async () => ({ ...memoryAfterGc(), connections: await app.wsc.onlineCount() }),
+  /** `count` sendToUser calls, `concurrency` at a time, over `users` users: each resolves once committed. */
+  durableSends: async ({ count, concurrency, users }) => {
+    return timedConcurrently(Number(count), Number(concurrency), async (i) => {
+      await app.wsc.sendToUser(`durable-${i % Number(users)}`, { i, text: 'hello, durable world' })
+    })
+  },
+  /** The baseline: one INSERT (autocommit) per message through a pool of the same size as the store's. */
+  singleInserts: async ({ count, concurrency, users }) => {
+    const pool = mysql.createPool({ uri: process.env.MYSQL_URL, connectionLimit: app.wscConfig.mysql.poolSize })
+    try {
+      await pool.query('CREATE TABLE IF NOT EXISTS bench_single (user_id VARBINARY(256) NOT NULL, seq BIGINT NOT NULL AUTO_INCREMENT, id CHAR(36) NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq), KEY (user_id)) ENGINE=InnoDB')
+      return await timedConcurrently(Number(count), Number(concurrency), async (i) => {
+        await pool.execute('INSERT INTO bench_single (user_id, id, data) VALUES (?, UUID(), ?)', [`durable-${i % Number(users)}`, JSON.stringify({ i, text: 'hello, durable world' })])
+      })
+    } finally {
+      await pool.end()
+    }
+  }
 })
+
+/** Runs `count` operations, `concurrency` in flight; returns the time taken and the p99 of one operation. */
+async function timedConcurrently (count: number, concurrency: number, operation: (i: number) => Promise<void>): Promise<{ ms: number, p99: number }> {
+  const latencies: number[] = []
+  let next = 0
+  const started = now()
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < count) {
+      const i = next++
+      const at = now()
+      await operation(i)
+      latencies.push(now() - at)
+    }
+  }))
+  return { ms: now() - started, p99: percentile(latencies.sort((a, b) => a - b), 99) }
+}
