@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
-import wsc, { type NodeInfo, type PresenceEntry, type SendResult, type ConnectEvent, type MessageEvent } from 'fastify-wsc'
+import wsc, { type NodeInfo, type PresenceEntry, type SendResult, type ConnectEvent, type MessageEvent, type NodeHealth, type RouterStatus, type StoreStatus, type WscMetrics } from 'fastify-wsc'
 
 const app = Fastify()
 
@@ -36,4 +36,15 @@ test('events carry typed payloads', () => {
     expect(event).type.toBe<MessageEvent>()
   })
   expect(app.wsc.on('no-such-event', () => {})).type.toRaiseError()
+})
+
+test('operations API: drain, health, router status, metrics', () => {
+  expect(app.wsc.drain()).type.toBe<Promise<void>>()
+  expect(app.wsc.drain({ windowMs: 1000 })).type.not.toRaiseError()
+  expect(app.wsc.draining).type.toBe<boolean>()
+  expect(app.wsc.health()).type.toBe<NodeHealth>()
+  expect(app.wsc.routerStatus()).type.toBe<RouterStatus>()
+  expect(app.wsc.health().store).type.toBe<StoreStatus | undefined>()
+  expect(app.wscMetrics).type.toBe<WscMetrics>()
+  expect(app.wscConfig.websocket.maxConnections).type.toBe<number>()
 })
