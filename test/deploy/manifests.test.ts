@@ -32,10 +32,7 @@ function selects (selector: Record<string, string>, labels: Record<string, strin
 }
 
 test('our renderer builds the same objects as kubectl kustomize, for both overlays and every variant', (t) => {
-  if (spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status !== 0) {
-    t.skip('kubectl is not installed: the renderer is not cross-checked (the other tests still use it)')
-    return
-  }
+  assert.equal(spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status, 0, 'kubectl is not installed (the machine image has it): the renderer cannot be cross-checked')
   const dir = mkdtempSync(join(tmpdir(), 'wsc-kustomize-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   for (const overlay of OVERLAYS) {
