@@ -4,6 +4,7 @@
  * killed with real signals. Also the HTTP calls the process tests make against it.
  */
 import { existsSync } from 'node:fs'
+import { TestClient } from './helper.js'
 import { startServer, until, type ServerProcess } from './server-process.js'
 
 export const exampleServer = new URL('../dist/example/server.js', import.meta.url).pathname
@@ -74,5 +75,42 @@ export async function sendToUser (server: ServerProcess, user: string, data: unk
     return { ok: false, status: response.status, code: body.code ?? '' }
   } catch (err) {
     return { ok: false, status: 0, code: (err as Error).message }
+  }
+}
+
+/**
+ * One device of a user, as a client that follows the protocol: it remembers the highest `seq` it
+ * received and, when its connection ends, connects again (to any node) with `since=<that seq>`.
+ */
+export class Device {
+  readonly user: string
+  /** Every user message frame received, duplicates included, in arrival order. */
+  readonly received: Array<{ seq: number, id: string }> = []
+  lastSeq = 0
+  /** Frames that arrived with a seq below one already received. */
+  outOfOrder = 0
+  client: TestClient | undefined
+
+  constructor (user: string) {
+    this.user = user
+  }
+
+  async connect (node: ServerProcess): Promise<TestClient> {
+    const client = new TestClient(node.wsUrl(`token=${encodeURIComponent(this.user)}${this.lastSeq > 0 ? `&since=${this.lastSeq}` : ''}`))
+    client.socket.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as { type: string, seq?: number, id?: string }
+      if (frame.type !== 'message' || typeof frame.seq !== 'number') return
+      if (frame.seq < this.lastSeq) this.outOfOrder++
+      this.received.push({ seq: frame.seq, id: String(frame.id) })
+      this.lastSeq = Math.max(this.lastSeq, frame.seq)
+    })
+    client.welcome = await client.next('welcome')
+    this.client = client
+    return client
+  }
+
+  /** Seqs received at least once. */
+  seqs (): Set<number> {
+    return new Set(this.received.map((frame) => frame.seq))
   }
 }

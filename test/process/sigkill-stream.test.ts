@@ -1,41 +1,14 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { testDatabase } from '../backends.js'
-import { startExampleNode, sendToUser, type ExampleNode, type SendOutcome } from '../example-node.js'
-import { TestClient, within } from '../helper.js'
+import { Device, startExampleNode, sendToUser, type SendOutcome } from '../example-node.js'
+import { within } from '../helper.js'
 import { startRedisServer, waitFor } from '../redis-harness.js'
 
 const MESSAGES = 2000
 const IN_FLIGHT = 16
 const KILL_AFTER = 600
 const USER = 'u-stream'
-
-/**
- * One device of the user, as a client that follows the protocol does it: it remembers the highest
- * `seq` it received and, when its connection drops, reconnects to another node with `since=<that>`.
- */
-class Device {
-  /** Every user message frame received, duplicates included, in arrival order. */
-  readonly received: Array<{ seq: number, id: string }> = []
-  lastSeq = 0
-  /** Frames that arrived with a seq below one already received. */
-  outOfOrder = 0
-  client: TestClient | undefined
-
-  async connect (node: ExampleNode): Promise<TestClient> {
-    const client = new TestClient(node.wsUrl(`token=${USER}${this.lastSeq > 0 ? `&since=${this.lastSeq}` : ''}`))
-    client.socket.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as { type: string, seq?: number, id?: string }
-      if (frame.type !== 'message' || typeof frame.seq !== 'number') return
-      if (frame.seq < this.lastSeq) this.outOfOrder++
-      this.received.push({ seq: frame.seq, id: String(frame.id) })
-      this.lastSeq = Math.max(this.lastSeq, frame.seq)
-    })
-    client.welcome = await client.next('welcome')
-    this.client = client
-    return client
-  }
-}
 
 /**
  * 3 nodes; the user's device is on A; 2,000 sends to the user go through B and C (POST /api/send);
@@ -49,7 +22,7 @@ async function killDuringStream (t: TestContext, withMySql: boolean): Promise<vo
     startExampleNode(t, { nodeId, redisAddr: redis.addr, ...(mysqlUrl === undefined ? {} : { mysqlUrl }) })))
   assert.ok(a && b && c)
 
-  const device = new Device()
+  const device = new Device(USER)
   const first = await device.connect(a)
   assert.equal(first.welcome?.nodeId, 'node-a')
   t.after(() => device.client?.close())
