@@ -47,3 +47,37 @@ test('Redis stopped: /ready answers 503 naming the router within the probe perio
   const message = await client.next('message')
   assert.deepEqual([message.data, message.seq], ['after the outage', sent.seq])
 })
+
+test('Redis frozen (SIGSTOP, connections open): /ready answers 503 within two probe periods, sends are refused, and all is well after SIGCONT', async (t) => {
+  const redis = await startRedisServer(t)
+  const node = await startExampleNode(t, { nodeId: 'node-a', redisAddr: redis.addr, env: { WSC_NODE_HEARTBEAT_INTERVAL: `${PROBE_PERIOD_MS}ms` } })
+  const client = await TestClient.connect(node.wsUrl('token=ann'))
+  t.after(() => client.close())
+  // A live message comes after the connection's replay: its set-up no longer needs Redis.
+  assert.ok((await sendToUser(node, 'ann', 'before the freeze')).ok)
+  assert.equal((await client.next('message')).data, 'before the freeze')
+
+  redis.pause()
+  const pausedAt = performance.now()
+  // Nothing closes: the loopback probe sent at the next period fails to come back (or its publish
+  // times out) within one more period.
+  const down = await waitFor(async () => {
+    const answer = await readiness(node)
+    return answer.status === 503 ? answer : undefined
+  }, 2 * PROBE_PERIOD_MS + 1000, '/ready to answer 503 while Redis is frozen')
+  t.diagnostic(`/ready answered 503 ${Math.round(performance.now() - pausedAt)} ms after redis-server froze: ${down.body.checks.find((check) => check.name === 'router')?.detail}`)
+  assert.equal(down.body.checks.find((check) => check.name === 'router')?.state, 'fail')
+  assert.equal((await fetch(`${node.baseUrl}/health`)).status, 200)
+  // A send waits at most the command timeout, then is refused with the coded error.
+  assert.deepEqual(await sendToUser(node, 'ann', 'while frozen'), { ok: false, status: 503, code: 'WSC_ERR_UNAVAILABLE' })
+
+  redis.resume()
+  await waitFor(async () => (await readiness(node)).status === 200, 2 * PROBE_PERIOD_MS, '/ready to answer 200 after Redis resumed')
+  const sent = await sendToUser(node, 'ann', 'after the freeze')
+  assert.ok(sent.ok)
+  // The refused send may still have been stored (Redis ran it once it resumed): a refusal means "not
+  // guaranteed". Whatever arrives, arrives in seq order and ends with the message sent after.
+  let last
+  do last = await client.next('message'); while (last.data !== 'after the freeze')
+  assert.equal(last.seq, sent.seq)
+})
