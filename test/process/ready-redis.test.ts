@@ -48,7 +48,7 @@ test('Redis stopped: /ready answers 503 naming the router within the probe perio
   assert.deepEqual([message.data, message.seq], ['after the outage', sent.seq])
 })
 
-test('Redis frozen (SIGSTOP, connections open): /ready answers 503 within two probe periods, sends are refused, and all is well after SIGCONT', async (t) => {
+test('Redis frozen (SIGSTOP, connections open): /ready turns 503 once the loopback probe is overdue, sends are refused, all recovers after SIGCONT', async (t) => {
   const redis = await startRedisServer(t)
   const node = await startExampleNode(t, { nodeId: 'node-a', redisAddr: redis.addr, env: { WSC_NODE_HEARTBEAT_INTERVAL: `${PROBE_PERIOD_MS}ms` } })
   const client = await TestClient.connect(node.wsUrl('token=ann'))
@@ -59,12 +59,12 @@ test('Redis frozen (SIGSTOP, connections open): /ready answers 503 within two pr
 
   redis.pause()
   const pausedAt = performance.now()
-  // Nothing closes: the loopback probe sent at the next period fails to come back (or its publish
-  // times out) within one more period.
+  // Nothing closes: the probe sent at the next period is overdue one period later, so 503 is due after
+  // one to two periods (docs/operations.md); the third period is slack for a loaded machine.
   const down = await waitFor(async () => {
     const answer = await readiness(node)
     return answer.status === 503 ? answer : undefined
-  }, 2 * PROBE_PERIOD_MS + 1000, '/ready to answer 503 while Redis is frozen')
+  }, 3 * PROBE_PERIOD_MS, '/ready to answer 503 while Redis is frozen')
   t.diagnostic(`/ready answered 503 ${Math.round(performance.now() - pausedAt)} ms after redis-server froze: ${down.body.checks.find((check) => check.name === 'router')?.detail}`)
   assert.equal(down.body.checks.find((check) => check.name === 'router')?.state, 'fail')
   assert.equal((await fetch(`${node.baseUrl}/health`)).status, 200)
