@@ -26,6 +26,12 @@ export interface ConnectionSettings {
   onOverflow: (connection: ClientConnection) => void
   /** Notified when a delivered frame reached the socket: ms since `deliver`, and since the sender published it. */
   onDelivered?: ((enqueueToWriteMs: number, publishToWriteMs: number | undefined) => void) | undefined
+  /**
+   * A live user message came with a seq above the next one: the ones between may still be on their way
+   * from another node, or were never pushed live. Frames are held from now on; the handler sends the
+   * user messages after `afterSeq` from the store and calls {@link ClientConnection.endReplay}.
+   */
+  onSeqGap: (connection: ClientConnection, afterSeq: number) => void
 }
 
 interface HeldFrame {
@@ -54,10 +60,15 @@ export class ClientConnection {
   readonly #settings: ConnectionSettings
   #pending = 0
   #closed = false
-  /** Frames routed here before `welcome` and the replay were sent; undefined once they were. */
+  /** Frames routed here while a replay (at set-up, or of a seq gap) runs; undefined otherwise. */
   #held: HeldFrame[] | undefined
-  /** Live user messages up to this seq were part of the replay. */
-  #replayedSeq = 0
+  /**
+   * The highest user seq written (replayed or live). User messages go out in ascending seq order, so
+   * the highest seq a client received is always a safe `since`.
+   */
+  #userSeq = 0
+  /** The seq of the live message whose gap the running replay fills. */
+  #gapSeq: number | undefined
   #writableWaiters: Array<(open: boolean) => void> | undefined
   readonly #onWritten = (): void => {
     this.#pending--
@@ -83,21 +94,39 @@ export class ClientConnection {
   }
 
   /**
-   * Delivers a routed frame; held until the replay ends, and user messages (with `seq`) it sent are skipped.
+   * Delivers a routed frame; held while a replay runs. User messages (with `seq`) go out in ascending
+   * seq order: one already sent is skipped, one above the next seq first has the gap read from the store.
    * `publishedAt` (epoch ms) is when the sending node published it, for the delivery latency.
    */
   deliver (frame: Buffer, seq?: number, publishedAt?: number): boolean {
-    const enqueuedAt = performance.now()
+    const routed = { frame, seq, enqueuedAt: performance.now(), publishedAt }
     if (this.#held !== undefined) {
       if (this.#held.length >= this.#settings.messageBufferSize) {
         this.#overflow()
         return false
       }
-      this.#held.push({ frame, seq, enqueuedAt, publishedAt })
+      this.#held.push(routed)
       return true
     }
-    if (seq !== undefined && seq <= this.#replayedSeq) return false
-    return this.#send(frame, enqueuedAt, publishedAt)
+    return this.#route(routed, this.#userSeq)
+  }
+
+  /** Sends a routed frame; user messages up to `settledSeq` need no gap check (the store had nothing more). */
+  #route (routed: HeldFrame, settledSeq: number): boolean {
+    const { seq } = routed
+    if (seq !== undefined) {
+      if (seq <= this.#userSeq) return false
+      if (seq > this.#userSeq + 1 && seq > settledSeq) {
+        // Another node's lower seq may still be in flight: sending this first would make the client's
+        // highest seq skip it on a resume. The store has every seq below this one; read them first.
+        this.#held = [routed]
+        this.#gapSeq = seq
+        this.#settings.onSeqGap(this, this.#userSeq)
+        return true
+      }
+      this.#userSeq = seq
+    }
+    return this.#send(routed.frame, routed.enqueuedAt, routed.publishedAt)
   }
 
   /** Writes a frame now; closes the connection with 1013 when its send buffer is full. */
@@ -128,13 +157,29 @@ export class ClientConnection {
     this.#held ??= []
   }
 
-  /** Ends the replay that sent every user message up to `replayedSeq`; releases the held ones after it. */
+  /**
+   * Ends the replay that sent every user message up to `replayedSeq`; releases the frames held
+   * meanwhile, user messages in seq order (from several nodes they may have arrived in any order).
+   */
   endReplay (replayedSeq: number): void {
     const held = this.#held ?? []
+    // The store was read after the message that opened the gap was stored: nothing else exists below it.
+    const settledSeq = Math.max(replayedSeq, this.#gapSeq ?? 0)
     this.#held = undefined
-    this.#replayedSeq = Math.max(this.#replayedSeq, replayedSeq)
-    for (const { frame, seq, enqueuedAt, publishedAt } of held) {
-      if ((seq === undefined || seq > this.#replayedSeq) && !this.#send(frame, enqueuedAt, publishedAt)) return
+    this.#gapSeq = undefined
+    this.#userSeq = Math.max(this.#userSeq, replayedSeq)
+    const userFrames = held.filter((routed) => routed.seq !== undefined).sort((a, b) => (a.seq as number) - (b.seq as number))
+    let nextUser = 0
+    for (let i = 0; i < held.length; i++) {
+      const routed = (held[i] as HeldFrame).seq === undefined ? held[i] as HeldFrame : userFrames[nextUser++] as HeldFrame
+      // A gap began another replay: the rest waits for it.
+      const waiting = this.#held as HeldFrame[] | undefined
+      if (waiting !== undefined) {
+        waiting.push(routed)
+        continue
+      }
+      this.#route(routed, settledSeq)
+      if (this.#closed) return
     }
   }
 

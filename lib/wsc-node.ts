@@ -151,6 +151,9 @@ export class WscNode extends EventEmitter<WscEvents> {
       onOverflow: (connection: ClientConnection) => {
         this.#observer.dropped('slow_consumer')
         this.#log.warn({ connectionId: connection.id, userId: connection.userId, code: CloseCode.TRY_AGAIN_LATER }, 'slow consumer: send buffer overflow')
+      },
+      onSeqGap: (connection: ClientConnection, afterSeq: number) => {
+        this.#replay(connection, afterSeq).catch((err: unknown) => this.#log.error({ err }, 'seq gap replay failed'))
       }
     }
   }
@@ -386,7 +389,8 @@ export class WscNode extends EventEmitter<WscEvents> {
 
   /**
    * Sends the user messages after `afterSeq` (default: after the user's acknowledged seq), page by
-   * page at the pace the client reads, then releases live traffic held meanwhile.
+   * page at the pace the client reads, then releases live traffic held meanwhile. Also fills a seq gap
+   * in live traffic (a lower seq from another node not here yet), so user messages go out in order.
    */
   async #replay (connection: ClientConnection, afterSeq: number | undefined): Promise<void> {
     let cursor = 0

@@ -100,6 +100,10 @@ export interface RedisServer {
   stop (): Promise<void>
   /** Starts it again on the same port with an empty dataset. */
   start (): Promise<void>
+  /** Freezes the process (SIGSTOP): connections stay open, nothing answers. */
+  pause (): void
+  /** Lets a paused process run again (SIGCONT). */
+  resume (): void
 }
 
 /** Spawns `redis-server` on `port` with no persistence; resolves once it accepts connections. */
@@ -128,6 +132,8 @@ export async function spawnRedis (port: number, dir: string, extra: string[]): P
 async function stopProcess (child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  // A paused (SIGSTOP) process handles SIGTERM only once it runs again.
+  if (signal !== 'SIGKILL') child.kill('SIGCONT')
   child.kill(signal)
   await exited
 }
@@ -150,7 +156,9 @@ export async function startRedisServer (t: TestContext, extra: string[] = []): P
     },
     start: async () => {
       child = await spawnRedis(port, dir, extra)
-    }
+    },
+    pause: () => { child?.kill('SIGSTOP') },
+    resume: () => { child?.kill('SIGCONT') }
   }
 }
 

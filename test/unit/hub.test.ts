@@ -32,7 +32,7 @@ class RecordingSocket implements WireSocket {
 }
 
 function settings (overrides: Partial<ConnectionSettings> = {}): ConnectionSettings {
-  return { messageBufferSize: 10, maxBufferedBytes: 1 << 20, rateLimit: 0, rateBurst: 1, onOverflow: () => {}, ...overrides }
+  return { messageBufferSize: 10, maxBufferedBytes: 1 << 20, rateLimit: 0, rateBurst: 1, onOverflow: () => {}, onSeqGap: () => {}, ...overrides }
 }
 
 function connect (hub: LocalHub, id: string, userId: string, s = settings()): { connection: ClientConnection, socket: RecordingSocket } {
@@ -111,6 +111,47 @@ test('frames routed during set-up are held; replayed user messages are not sent 
   hub.deliver({ user: 'u' }, '{"seq":4}', 4)
   hub.deliver({ user: 'u' }, '{"seq":8}', 8)
   assert.deepEqual(socket.sent.map(String), ['{"welcome":1}', '{"seq":7}', '{"seq":8}'])
+})
+
+test('user messages go out in seq order: a seq gap in live traffic is read from the store before what follows', () => {
+  const hub = new LocalHub()
+  const gaps: number[] = []
+  const { connection, socket } = connect(hub, 'c', 'u', settings({ onSeqGap: (_connection, afterSeq) => gaps.push(afterSeq) }))
+  hub.join(connection, 'r')
+  connection.beginReplay()
+  connection.endReplay(6)
+  hub.deliver({ user: 'u' }, '{"seq":7}', 7)
+  // 8 is still on its way from another node: 9 waits, and so does everything routed meanwhile.
+  hub.deliver({ user: 'u' }, '{"seq":9}', 9)
+  hub.deliver({ room: 'r' }, '{"room":1}')
+  hub.deliver({ user: 'u' }, '{"seq":8}', 8)
+  assert.deepEqual(gaps, [7], 'the gap after 7 is read from the store')
+  assert.deepEqual(socket.sent.map(String), ['{"seq":7}'])
+  // The gap replay wrote 8 and 9 from the store; the live copies are not sent again.
+  connection.write(Buffer.from('{"seq":8,"replayed":1}'))
+  connection.write(Buffer.from('{"seq":9,"replayed":1}'))
+  connection.endReplay(9)
+  hub.deliver({ user: 'u' }, '{"seq":10}', 10)
+  assert.deepEqual(socket.sent.map(String), ['{"seq":7}', '{"seq":8,"replayed":1}', '{"seq":9,"replayed":1}', '{"room":1}', '{"seq":10}'])
+})
+
+test('held user messages are released in seq order; a gap among them starts another store read', () => {
+  const hub = new LocalHub()
+  const gaps: number[] = []
+  const { connection, socket } = connect(hub, 'c', 'u', settings({ onSeqGap: (_connection, afterSeq) => gaps.push(afterSeq) }))
+  connection.beginReplay()
+  for (const seq of [3, 1, 2, 6]) hub.deliver({ user: 'u' }, `{"seq":${seq}}`, seq)
+  connection.endReplay(0)
+  assert.deepEqual(socket.sent.map(String), ['{"seq":1}', '{"seq":2}', '{"seq":3}'])
+  assert.deepEqual(gaps, [3])
+  // The store read found 4 and nothing else up to 6 (the seq jumped): 6 goes out after it, a late live
+  // copy of 4 is not sent twice, and a 5 the store never had cannot come after 6.
+  connection.write(Buffer.from('{"seq":4,"replayed":1}'))
+  hub.deliver({ user: 'u' }, '{"seq":4}', 4)
+  connection.endReplay(4)
+  hub.deliver({ user: 'u' }, '{"seq":5}', 5)
+  assert.deepEqual(socket.sent.map(String), ['{"seq":1}', '{"seq":2}', '{"seq":3}', '{"seq":4,"replayed":1}', '{"seq":6}'])
+  assert.deepEqual(gaps, [3])
 })
 
 test('whenWritable resolves when the buffer drains below half, false when the connection closes', async () => {
