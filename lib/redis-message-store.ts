@@ -2,24 +2,10 @@ import type { Cluster, Redis } from 'ioredis'
 import { UnavailableError } from './errors.js'
 import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
 import type { Message } from './protocol.js'
+import { RedisKeys } from './redis-keys.js'
 
 /** A client the router plugin owns: standalone/Sentinel `Redis` or `Cluster`. */
 export type RedisClient = Redis | Cluster
-
-/**
- * The per-user keys of durable delivery (DESIGN.md "Redis contract"). The `{userId}` hash tag puts all
- * of one user's keys in one Cluster slot, so one Lua script can update them together.
- */
-export function inboxKeys (prefix: string, userId: string): { seq: string, inbox: string, acked: string } {
-  return {
-    /** STRING: the latest seq given to a message of the user. */
-    seq: `${prefix}seq:{${userId}}`,
-    /** STREAM: the user's newest messages, entry id `<seq>-0`, bounded to about `store.inbox_size`. */
-    inbox: `${prefix}inbox:{${userId}}`,
-    /** STRING: the highest seq the user acknowledged. */
-    acked: `${prefix}acked:{${userId}}`
-  }
-}
 
 /**
  * KEYS seq, inbox; ARGV maxlen, id, from ('' = null), ts, data → the new seq.
@@ -130,7 +116,8 @@ export interface InboxWindow {
  */
 export class RedisInbox {
   readonly client: RedisClient
-  readonly #prefix: string
+  /** Key names; the `{userId}` hash tag puts all of one user's keys in one Cluster slot, so one script can update them together. */
+  readonly keys: RedisKeys
   readonly #size: number
   readonly #scripts: Record<ScriptName, ScriptCaller>
 
@@ -140,7 +127,7 @@ export class RedisInbox {
    */
   constructor (client: RedisClient, prefix: string, size: number) {
     this.client = client
-    this.#prefix = prefix
+    this.keys = new RedisKeys(prefix)
     this.#size = size
     const commands = client as unknown as Record<string, ScriptCaller>
     for (const [name, lua] of Object.entries(SCRIPTS)) {
@@ -152,15 +139,10 @@ export class RedisInbox {
     })) as Record<ScriptName, ScriptCaller>
   }
 
-  keys (userId: string): ReturnType<typeof inboxKeys> {
-    return inboxKeys(this.#prefix, userId)
-  }
-
   /** Numbers the message with the user's next seq and appends it to the stream, atomically. */
   async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
-    const keys = this.keys(userId)
     try {
-      const seq = await this.#scripts.wscInboxAppend(keys.seq, keys.inbox, this.#size, message.id, message.from ?? '', message.ts, message.dataJson)
+      const seq = await this.#scripts.wscInboxAppend(this.keys.seq(userId), this.keys.inbox(userId), this.#size, message.id, message.from ?? '', message.ts, message.dataJson)
       return { ...message, seq: Number(seq) }
     } catch (err) {
       throw unavailable(err)
@@ -177,10 +159,9 @@ export class RedisInbox {
     }
     try {
       await Promise.all([...byUser].map(([userId, messages]) => {
-        const keys = this.keys(userId)
         messages.sort((a, b) => a.seq - b.seq)
         const args = messages.flatMap((m) => [m.seq, m.id, m.from ?? '', m.ts, m.dataJson])
-        return this.#scripts.wscInboxCache(keys.seq, keys.inbox, this.#size, ...args)
+        return this.#scripts.wscInboxCache(this.keys.seq(userId), this.keys.inbox(userId), this.#size, ...args)
       }))
     } catch (err) {
       throw unavailable(err)
@@ -189,10 +170,9 @@ export class RedisInbox {
 
   /** Messages with `seq > afterSeq` from the stream, at most `limit`, with the seq key. */
   async window (userId: string, afterSeq: number, limit: number): Promise<InboxWindow> {
-    const keys = this.keys(userId)
     let reply: [string, StreamEntry[]?]
     try {
-      reply = await this.#scripts.wscInboxWindow(keys.seq, keys.inbox, `${afterSeq + 1}-0`, limit) as [string, StreamEntry[]?]
+      reply = await this.#scripts.wscInboxWindow(this.keys.seq(userId), this.keys.inbox(userId), `${afterSeq + 1}-0`, limit) as [string, StreamEntry[]?]
     } catch (err) {
       throw unavailable(err)
     }
@@ -203,7 +183,7 @@ export class RedisInbox {
   /** Messages with `seq > afterSeq` from the stream, ascending, at most `limit`. */
   async range (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     try {
-      const entries = await this.client.xrange(this.keys(userId).inbox, `${afterSeq + 1}-0`, '+', 'COUNT', limit)
+      const entries = await this.client.xrange(this.keys.inbox(userId), `${afterSeq + 1}-0`, '+', 'COUNT', limit)
       return entries.map((entry) => decode(userId, entry))
     } catch (err) {
       throw unavailable(err)
@@ -213,7 +193,7 @@ export class RedisInbox {
   /** The seq key of each user (undefined when missing). */
   async latest (userIds: readonly string[]): Promise<Map<string, number | undefined>> {
     try {
-      const values = await Promise.all(userIds.map((userId) => this.client.get(this.keys(userId).seq)))
+      const values = await Promise.all(userIds.map((userId) => this.client.get(this.keys.seq(userId))))
       return new Map(userIds.map((userId, i) => [userId, values[i] === null || values[i] === undefined ? undefined : Number(values[i])]))
     } catch (err) {
       throw unavailable(err)
@@ -223,7 +203,7 @@ export class RedisInbox {
   /** The acked seq, undefined when the key is missing. */
   async acked (userId: string): Promise<number | undefined> {
     try {
-      const value = await this.client.get(this.keys(userId).acked)
+      const value = await this.client.get(this.keys.acked(userId))
       return value === null ? undefined : Number(value)
     } catch (err) {
       throw unavailable(err)
@@ -231,9 +211,8 @@ export class RedisInbox {
   }
 
   async ack (userId: string, seq: number): Promise<void> {
-    const keys = this.keys(userId)
     try {
-      await this.#scripts.wscInboxAck(keys.acked, keys.seq, seq)
+      await this.#scripts.wscInboxAck(this.keys.acked(userId), this.keys.seq(userId), seq)
     } catch (err) {
       throw unavailable(err)
     }
