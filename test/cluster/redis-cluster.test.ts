@@ -37,6 +37,21 @@ test('Redis Cluster (3 masters, sharded Pub/Sub)', async (t) => {
     await interestOnly(sub, await three(sub))
   })
 
+  await t.test('pool_size Cluster clients: concurrent sends to one user keep their order; masters see the named connections', async (sub) => {
+    const nodes = await startNodes(sub, 2, { prefix: uniquePrefix(), clusterNodes: cluster.seeds, extra: { websocket: { messageBufferSize: 5000 } } })
+    const [a, b] = nodes
+    assert.ok(a && b)
+    const bob = await connect(sub, b, 'bob')
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => a.app.wsc.sendToUser('bob', i)))
+    for (let i = 1; i < results.length; i++) assert.ok((results[i]?.seq as number) > (results[i - 1]?.seq as number), `send ${i}: seq ${results[i]?.seq} after ${results[i - 1]?.seq}`)
+    assert.deepEqual((await bob.take('message', 500, 20_000)).map((frame) => frame.data), results.map((_, i) => i))
+    const names = new Set<string>()
+    for (const master of cluster.masters) {
+      for (const match of (await direct(sub, master.addr).client('LIST') as string).matchAll(/ name=(wsc-command-\d+) /g)) names.add(match[1] as string)
+    }
+    assert.deepEqual([...names].sort(), ['wsc-command-0', 'wsc-command-1', 'wsc-command-2', 'wsc-command-3'], 'redis.pool_size defaults to 4 Cluster clients')
+  })
+
   await t.test('a message reaches a user whose keys live on each shard; channels are shard channels', async (sub) => {
     const prefix = uniquePrefix()
     const nodes = await three(sub, prefix)
