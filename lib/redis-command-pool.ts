@@ -1,4 +1,4 @@
-import type { Cluster, Redis } from 'ioredis'
+import { Cluster, type Redis } from 'ioredis'
 import { OptionError, UnavailableError } from './errors.js'
 
 /** A command client: standalone/Sentinel `Redis` or `Cluster`. */
@@ -29,14 +29,26 @@ export interface RedisCommandPoolOptions {
 }
 
 /**
- * One pool connection. Until its first `ready` (or until the connect timeout) commands for it wait and
- * are issued in the order they came, on `ready`; from then on they are issued at once, and rejected at
- * once with `WSC_ERR_UNAVAILABLE` while the connection is down (there is no offline queue).
+ * A Cluster client connects to each master on its own; while one of those connections is still being
+ * made, a command for that master is sent to another one and comes back after later commands (ioredis
+ * without an offline queue). Resolves once the client has a live connection to every master.
+ */
+async function connectedToEveryMaster (client: RedisClient): Promise<void> {
+  if (!(client instanceof Cluster)) return
+  await Promise.allSettled(client.nodes('master').map((node) => node.ping()))
+}
+
+/**
+ * One pool connection. Until its first connection is made (or until the connect timeout) commands for
+ * it wait and are issued in the order they came; from then on they are issued at once, and rejected
+ * at once with `WSC_ERR_UNAVAILABLE` while the connection is down (there is no offline queue).
  */
 class PoolConnection {
   readonly client: RedisClient
   readonly index: number
-  /** Pending until the first `ready` (or the timeout); cleared once every command that waited on it is issued. */
+  /** Settles when the first connection is made (or at the timeout). */
+  readonly firstConnection: Promise<void>
+  /** Pending until the first connection (or the timeout); cleared once every command that waited on it is issued. */
   #first: Promise<void> | undefined
   #firstSettled = false
   #waiting = 0
@@ -45,8 +57,12 @@ class PoolConnection {
   constructor (client: RedisClient, index: number, connectTimeout: number) {
     this.client = client
     this.index = index
-    if (client.status === 'ready') return
-    this.#first = new Promise<void>((resolve, reject) => {
+    if (client.status === 'ready') {
+      this.firstConnection = Promise.resolve()
+      this.#firstSettled = true
+      return
+    }
+    this.#first = this.firstConnection = new Promise<void>((resolve, reject) => {
       const settle = (err?: Error): void => {
         clearTimeout(timer)
         client.off('ready', onReady)
@@ -54,7 +70,10 @@ class PoolConnection {
         if (err === undefined) resolve()
         else reject(err)
       }
-      const onReady = (): void => settle()
+      const onReady = (): void => {
+        client.off('ready', onReady)
+        connectedToEveryMaster(client).then(() => settle(), () => settle())
+      }
       const timer = setTimeout(() => {
         settle(new UnavailableError(`Redis command connection ${index} not ready within ${connectTimeout} ms (connection ${client.status})`))
       }, connectTimeout).unref()
@@ -182,28 +201,33 @@ export class RedisCommandPool {
   }
 
   /**
-   * Resolves once connection 0 and at least {@link minReady} connections are ready; rejects with
-   * `WSC_ERR_UNAVAILABLE` after `timeout` ms. `what` names Redis in the error (`Redis (cluster)`).
+   * Resolves once connection 0 and at least {@link minReady} connections in all have made their first
+   * connection; rejects with `WSC_ERR_UNAVAILABLE` after `timeout` ms. `what` names Redis in the error
+   * (`Redis (cluster)`).
    */
   async ready (timeout: number, what = 'Redis'): Promise<void> {
-    const enough = (): boolean => this.nodeClient.status === 'ready' &&
-      this.clients.filter((client) => client.status === 'ready').length >= this.minReady
-    if (enough()) return
     await new Promise<void>((resolve, reject) => {
+      let connected = 0
+      let first = false
+      let finished = false
       const done = (err?: Error): void => {
+        if (finished) return
+        finished = true
         clearTimeout(timer)
-        for (const client of this.clients) client.off('ready', check)
         if (err === undefined) resolve()
         else reject(err)
       }
-      const check = (): void => {
-        if (enough()) done()
-      }
       const timer = setTimeout(() => {
-        const waiting = describe(this.#connections.filter((connection) => connection.client.status !== 'ready'))
+        const waiting = describe(this.#connections.filter((connection) => connection.client.status !== 'ready' || connection.connecting))
         done(new UnavailableError(`${what} not reachable within ${timeout} ms: ${this.minReady} of ${this.size} command connections needed; ${waiting.join('; ')}`))
       }, timeout).unref()
-      for (const client of this.clients) client.on('ready', check)
+      for (const connection of this.#connections) {
+        connection.firstConnection.then(() => {
+          connected++
+          first ||= connection.index === 0
+          if (first && connected >= this.minReady) done()
+        }, () => {})
+      }
     })
   }
 

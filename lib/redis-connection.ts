@@ -84,7 +84,9 @@ export function openRedisConnections (config: RedisConfig, options: { connectTim
       clusterRetryStrategy: reconnectDelay,
       enableOfflineQueue: sharded,
       shardedSubscribers: sharded,
-      redisOptions: { password, connectionName: name, ...(sharded ? {} : { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: 5000 }) }
+      // Command clients connect to each master as soon as they learn of it: a connection made lazily, on
+      // the first command, lets the commands that follow go elsewhere and overtake it (no offline queue).
+      redisOptions: { password, connectionName: name, ...(sharded ? {} : { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: 5000, lazyConnect: false }) }
     })
     commands = names.map((name) => new Cluster(seeds, clusterOptions(name, false)))
     subscriber = new Cluster(seeds, clusterOptions(PUBSUB_CONNECTION_NAME, true))
