@@ -230,8 +230,8 @@ test('a pool connection that does not connect within the connect timeout fails i
   assert.deepEqual(pool.problems(), [])
 })
 
-test('pool_size larger than min_idle_conns: start-up with every connection refused until Redis listens', async (t) => {
-  // A Redis that comes up after the node began connecting: every connection retries, start-up finishes once min_idle_conns are in.
+test('Redis listening only after the node began connecting: start-up completes, sends for connections not yet in wait for them', async (t) => {
+  // Every connection is refused and retries; start-up finishes once min_idle_conns (1 of 3) are in.
   const server = await startRedisServer(t)
   await server.stop()
   const prefix = uniquePrefix()
