@@ -22,7 +22,9 @@ export interface WscConfig {
     masterName: string
     /** Cluster seed nodes, `host:port` each. */
     clusterNodes: string[]
+    /** Command connections (`REDIS_POOL_SIZE`); a user's commands always go to the same one. */
     poolSize: number
+    /** Command connections ready before start-up completes (`REDIS_MIN_IDLE_CONNS`); 0 counts as 1, at most `poolSize`. */
     minIdleConns: number
     /** Prefix of every key and channel. */
     prefix: string
@@ -139,8 +141,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'redis.sentinels', env: 'REDIS_SENTINELS', kind: 'list', default: [], doc: 'Sentinel addresses, host:port, comma-separated in the env var' },
   { key: 'redis.master_name', env: 'REDIS_MASTER_NAME', kind: 'string', default: 'mymaster', doc: 'Sentinel master name' },
   { key: 'redis.cluster_nodes', env: 'REDIS_CLUSTER_NODES', kind: 'list', default: [], doc: 'Redis Cluster seed nodes, host:port, comma-separated in the env var' },
-  { key: 'redis.pool_size', env: 'REDIS_POOL_SIZE', kind: 'int', default: 4, min: 1, max: 256, doc: 'command connections to Redis (Pub/Sub uses its own)' },
-  { key: 'redis.min_idle_conns', env: 'REDIS_MIN_IDLE_CONNS', kind: 'int', default: 1, min: 0, max: 256, doc: 'command connections opened at start-up, before they are needed' },
+  { key: 'redis.pool_size', env: 'REDIS_POOL_SIZE', kind: 'int', default: 4, min: 1, max: 256, doc: 'command connections to Redis per node (in Cluster mode: Cluster clients, each with a connection per master); one user\'s commands always use the same one, node-scoped ones the first; Pub/Sub has its own' },
+  { key: 'redis.min_idle_conns', env: 'REDIS_MIN_IDLE_CONNS', kind: 'int', default: 1, min: 0, max: 256, doc: 'command connections that must be ready before start-up completes (0 counts as 1, at most pool_size); the rest connect in the background and a command for one of them waits for it' },
   { key: 'redis.prefix', env: 'WSC_REDIS_PREFIX', kind: 'string', default: 'wsc:', doc: 'prefix of every Redis key and channel' },
   { key: 'distributed.enabled', env: 'WSC_DISTRIBUTED_ENABLED', kind: 'bool', default: true, doc: 'route through Redis when Redis is configured' },
   { key: 'distributed.node_discovery_interval', env: 'WSC_NODE_DISCOVERY_INTERVAL', kind: 'duration', default: 10 * SECOND, min: 100, max: 600 * SECOND, doc: 'how often the live node list is refreshed and dead nodes reaped' },

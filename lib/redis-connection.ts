@@ -1,16 +1,19 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { WscConfig } from './config.js'
 import { ConfigError } from './errors.js'
+import { RedisCommandPool } from './redis-command-pool.js'
 
 /** How the Redis deployment is reached. */
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
 
-/** A command client (shared with other Redis users such as a message store) and a dedicated Pub/Sub client. */
+/** The command connections (shared with other Redis users such as a message store) and a dedicated Pub/Sub client. */
 export interface RedisConnections {
   mode: RedisMode
-  command: Redis | Cluster
+  /** `redis.pool_size` command clients, named `wsc-command-<i>`. */
+  commands: RedisCommandPool
+  /** Named `wsc-pubsub`. */
   subscriber: Redis | Cluster
-  /** Closes both clients; safe to call more than once. */
+  /** Closes every client; safe to call more than once. */
   close (): Promise<void>
 }
 
@@ -57,27 +60,36 @@ const FAIL_FAST: RedisOptions = {
   commandTimeout: 5000
 }
 
+/** `CLIENT LIST` shows these names: an operator tells the pool's connections and the Pub/Sub one apart. */
+export const commandConnectionName = (index: number): string => `wsc-command-${index}`
+export const PUBSUB_CONNECTION_NAME = 'wsc-pubsub'
+
 /**
  * Opens the clients the configuration names: standalone (`redis.addr`, a `host:port` or `redis://` URL),
- * Sentinel (`redis.sentinels` + `redis.master_name`) or Cluster (`redis.cluster_nodes`, sharded Pub/Sub).
- * Both reconnect with backoff for ever; the router re-registers and re-subscribes when they return.
+ * Sentinel (`redis.sentinels` + `redis.master_name`) or Cluster (`redis.cluster_nodes`, sharded Pub/Sub):
+ * `redis.pool_size` command clients (each a `Cluster` client in Cluster mode) and one Pub/Sub client.
+ * All connect at once and reconnect with backoff for ever; the router re-registers and re-subscribes
+ * when they return. `redis.min_idle_conns` is how many command clients start-up waits for.
  */
-export function openRedisConnections (config: RedisConfig): RedisConnections {
+export function openRedisConnections (config: RedisConfig, options: { connectTimeout?: number } = {}): RedisConnections {
   const mode = resolveRedisMode(config)
   const password = config.password === '' ? undefined : config.password
-  let command: Redis | Cluster
+  const names = Array.from({ length: config.poolSize }, (_, i) => commandConnectionName(i))
+  let commands: Array<Redis | Cluster>
   let subscriber: Redis | Cluster
   if (mode === 'cluster') {
     if (config.clusterNodes.length === 0) throw new ConfigError('config: redis.mode = "cluster" needs redis.cluster_nodes (REDIS_CLUSTER_NODES)')
     const seeds = config.clusterNodes.map((node) => parseHostPort(node, 'redis.cluster_nodes'))
-    const options = (name: string, sharded: boolean): ClusterOptions => ({
+    const clusterOptions = (name: string, sharded: boolean): ClusterOptions => ({
       clusterRetryStrategy: reconnectDelay,
       enableOfflineQueue: sharded,
       shardedSubscribers: sharded,
-      redisOptions: { password, connectionName: name, ...(sharded ? {} : { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: 5000 }) }
+      // Command clients connect to each master as soon as they learn of it: a connection made lazily, on
+      // the first command, lets the commands that follow go elsewhere and overtake it (no offline queue).
+      redisOptions: { password, connectionName: name, ...(sharded ? {} : { maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false, commandTimeout: 5000, lazyConnect: false }) }
     })
-    command = new Cluster(seeds, options('wsc-command', false))
-    subscriber = new Cluster(seeds, options('wsc-pubsub', true))
+    commands = names.map((name) => new Cluster(seeds, clusterOptions(name, false)))
+    subscriber = new Cluster(seeds, clusterOptions(PUBSUB_CONNECTION_NAME, true))
   } else {
     let base: RedisOptions
     if (mode === 'sentinel') {
@@ -94,7 +106,7 @@ export function openRedisConnections (config: RedisConfig): RedisConnections {
       if (config.addr === '') throw new ConfigError('config: redis.mode = "standalone" needs redis.addr (REDIS_ADDR)')
       base = parseHostPort(config.addr, 'redis.addr')
     }
-    const options = (name: string, extra: RedisOptions): RedisOptions => ({
+    const redisOptions = (name: string, extra: RedisOptions): RedisOptions => ({
       ...base,
       ...(password === undefined ? {} : { password }),
       ...(config.db === 0 ? {} : { db: config.db }),
@@ -104,22 +116,26 @@ export function openRedisConnections (config: RedisConfig): RedisConnections {
     })
     const url = /^rediss?:\/\//i.test(config.addr) && mode === 'standalone' ? config.addr : undefined
     const make = (opts: RedisOptions): Redis => url === undefined ? new Redis(opts) : new Redis(url, opts)
-    command = make(options('wsc-command', FAIL_FAST))
+    commands = names.map((name) => make(redisOptions(name, FAIL_FAST)))
     // The router re-subscribes its own channel list when the connection returns.
-    subscriber = make(options('wsc-pubsub', { ...FAIL_FAST, autoResubscribe: false }))
+    subscriber = make(redisOptions(PUBSUB_CONNECTION_NAME, { ...FAIL_FAST, autoResubscribe: false }))
   }
   // The router reports the state; without a listener every reconnect attempt would log an unhandled 'error'.
-  for (const client of [command, subscriber]) client.on('error', () => {})
+  for (const client of [...commands, subscriber]) client.on('error', () => {})
+  const pool = new RedisCommandPool(commands, { minReady: config.minIdleConns, connectTimeout: options.connectTimeout })
   let closing: Promise<void> | undefined
   return {
     mode,
-    command,
+    commands: pool,
     subscriber,
-    close: () => (closing ??= Promise.all([command, subscriber].map(async (client) => {
-      try {
-        if (client.status === 'ready') await client.quit()
-      } catch {}
-      client.disconnect()
-    })).then(() => {}))
+    close: () => (closing ??= Promise.all([
+      pool.close(),
+      (async () => {
+        try {
+          if (subscriber.status === 'ready') await subscriber.quit()
+        } catch {}
+        subscriber.disconnect()
+      })()
+    ]).then(() => {}))
   }
 }

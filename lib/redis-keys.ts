@@ -33,6 +33,21 @@ export class RedisKeys {
     return `${this.prefix}node-users:${nodeId}`
   }
 
+  /** STRING: the latest seq given to a message of the user (durable delivery). */
+  seq (userId: string): string {
+    return `${this.prefix}seq:{${userId}}`
+  }
+
+  /** STREAM: the user's newest messages, entry id `<seq>-0`, bounded to about `store.inbox_size`. */
+  inbox (userId: string): string {
+    return `${this.prefix}inbox:{${userId}}`
+  }
+
+  /** STRING: the highest seq the user acknowledged. */
+  acked (userId: string): string {
+    return `${this.prefix}acked:{${userId}}`
+  }
+
   /** Channel: events for connections on one node (deliver, kick, disconnect, join, leave) and its probe. */
   nodeChannel (nodeId: string): string {
     return `${this.prefix}node:${nodeId}`

@@ -1,25 +1,11 @@
-import type { Cluster, Redis } from 'ioredis'
 import { UnavailableError } from './errors.js'
 import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
 import type { Message } from './protocol.js'
+import { RedisCommandPool, type RedisClient } from './redis-command-pool.js'
+import { RedisKeys } from './redis-keys.js'
 
-/** A client the router plugin owns: standalone/Sentinel `Redis` or `Cluster`. */
-export type RedisClient = Redis | Cluster
-
-/**
- * The per-user keys of durable delivery (DESIGN.md "Redis contract"). The `{userId}` hash tag puts all
- * of one user's keys in one Cluster slot, so one Lua script can update them together.
- */
-export function inboxKeys (prefix: string, userId: string): { seq: string, inbox: string, acked: string } {
-  return {
-    /** STRING: the latest seq given to a message of the user. */
-    seq: `${prefix}seq:{${userId}}`,
-    /** STREAM: the user's newest messages, entry id `<seq>-0`, bounded to about `store.inbox_size`. */
-    inbox: `${prefix}inbox:{${userId}}`,
-    /** STRING: the highest seq the user acknowledged. */
-    acked: `${prefix}acked:{${userId}}`
-  }
-}
+/** The router plugin's command connections, or one client of the caller's (a pool of one). */
+export type RedisCommands = RedisCommandPool | RedisClient
 
 /**
  * KEYS seq, inbox; ARGV maxlen, id, from ('' = null), ts, data → the new seq.
@@ -95,6 +81,11 @@ const SCRIPTS = { wscInboxAppend: APPEND, wscInboxCache: CACHE, wscInboxWindow: 
 type ScriptName = keyof typeof SCRIPTS
 type ScriptCaller = (...args: Array<string | number>) => Promise<unknown>
 
+/** Runs a script defined with `defineCommand` (EVALSHA, EVAL on NOSCRIPT). */
+function runScript (client: RedisClient, name: ScriptName, args: Array<string | number>): Promise<unknown> {
+  return ((client as unknown as Record<ScriptName, ScriptCaller>)[name]).apply(client, args)
+}
+
 type StreamEntry = [id: string, fields: string[]]
 
 function decode (userId: string, [id, fields]: StreamEntry): StoredMessage {
@@ -126,41 +117,39 @@ export interface InboxWindow {
 
 /**
  * One user's inbox in Redis: the seq counter, the bounded stream and the acked seq. Every Redis
- * command of durable delivery is here. The client belongs to the caller (the router plugin).
+ * command of durable delivery is here, each on the user's pool connection, so one user's appends
+ * are numbered in the order they were made. The connections belong to the caller (the router plugin).
  */
 export class RedisInbox {
-  readonly client: RedisClient
-  readonly #prefix: string
+  readonly pool: RedisCommandPool
+  /** Key names; the `{userId}` hash tag puts all of one user's keys in one Cluster slot, so one script can update them together. */
+  readonly keys: RedisKeys
   readonly #size: number
-  readonly #scripts: Record<ScriptName, ScriptCaller>
 
   /**
    * @param prefix key prefix (`redis.prefix`)
    * @param size stream length kept per user (`store.inbox_size`), trimmed approximately
    */
-  constructor (client: RedisClient, prefix: string, size: number) {
-    this.client = client
-    this.#prefix = prefix
+  constructor (redis: RedisCommands, prefix: string, size: number) {
+    this.pool = RedisCommandPool.of(redis)
+    this.keys = new RedisKeys(prefix)
     this.#size = size
-    const commands = client as unknown as Record<string, ScriptCaller>
-    for (const [name, lua] of Object.entries(SCRIPTS)) {
-      if (typeof commands[name] !== 'function') client.defineCommand(name, { numberOfKeys: 2, lua })
+    for (const client of this.pool.clients) {
+      const commands = client as unknown as Record<string, unknown>
+      for (const [name, lua] of Object.entries(SCRIPTS)) {
+        if (typeof commands[name] !== 'function') client.defineCommand(name, { numberOfKeys: 2, lua })
+      }
     }
-    this.#scripts = Object.fromEntries(Object.keys(SCRIPTS).map((name) => {
-      const call = commands[name] as ScriptCaller
-      return [name, (...args: Array<string | number>) => call.apply(client, args)]
-    })) as Record<ScriptName, ScriptCaller>
   }
 
-  keys (userId: string): ReturnType<typeof inboxKeys> {
-    return inboxKeys(this.#prefix, userId)
+  #script (userId: string, name: ScriptName, ...args: Array<string | number>): Promise<unknown> {
+    return this.pool.forUser(userId, (client) => runScript(client, name, args))
   }
 
   /** Numbers the message with the user's next seq and appends it to the stream, atomically. */
   async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
-    const keys = this.keys(userId)
     try {
-      const seq = await this.#scripts.wscInboxAppend(keys.seq, keys.inbox, this.#size, message.id, message.from ?? '', message.ts, message.dataJson)
+      const seq = await this.#script(userId, 'wscInboxAppend', this.keys.seq(userId), this.keys.inbox(userId), this.#size, message.id, message.from ?? '', message.ts, message.dataJson)
       return { ...message, seq: Number(seq) }
     } catch (err) {
       throw unavailable(err)
@@ -177,10 +166,9 @@ export class RedisInbox {
     }
     try {
       await Promise.all([...byUser].map(([userId, messages]) => {
-        const keys = this.keys(userId)
         messages.sort((a, b) => a.seq - b.seq)
         const args = messages.flatMap((m) => [m.seq, m.id, m.from ?? '', m.ts, m.dataJson])
-        return this.#scripts.wscInboxCache(keys.seq, keys.inbox, this.#size, ...args)
+        return this.#script(userId, 'wscInboxCache', this.keys.seq(userId), this.keys.inbox(userId), this.#size, ...args)
       }))
     } catch (err) {
       throw unavailable(err)
@@ -189,10 +177,9 @@ export class RedisInbox {
 
   /** Messages with `seq > afterSeq` from the stream, at most `limit`, with the seq key. */
   async window (userId: string, afterSeq: number, limit: number): Promise<InboxWindow> {
-    const keys = this.keys(userId)
     let reply: [string, StreamEntry[]?]
     try {
-      reply = await this.#scripts.wscInboxWindow(keys.seq, keys.inbox, `${afterSeq + 1}-0`, limit) as [string, StreamEntry[]?]
+      reply = await this.#script(userId, 'wscInboxWindow', this.keys.seq(userId), this.keys.inbox(userId), `${afterSeq + 1}-0`, limit) as [string, StreamEntry[]?]
     } catch (err) {
       throw unavailable(err)
     }
@@ -203,7 +190,7 @@ export class RedisInbox {
   /** Messages with `seq > afterSeq` from the stream, ascending, at most `limit`. */
   async range (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     try {
-      const entries = await this.client.xrange(this.keys(userId).inbox, `${afterSeq + 1}-0`, '+', 'COUNT', limit)
+      const entries = await this.pool.forUser(userId, (client) => client.xrange(this.keys.inbox(userId), `${afterSeq + 1}-0`, '+', 'COUNT', limit))
       return entries.map((entry) => decode(userId, entry))
     } catch (err) {
       throw unavailable(err)
@@ -213,7 +200,7 @@ export class RedisInbox {
   /** The seq key of each user (undefined when missing). */
   async latest (userIds: readonly string[]): Promise<Map<string, number | undefined>> {
     try {
-      const values = await Promise.all(userIds.map((userId) => this.client.get(this.keys(userId).seq)))
+      const values = await Promise.all(userIds.map((userId) => this.pool.forUser(userId, (client) => client.get(this.keys.seq(userId)))))
       return new Map(userIds.map((userId, i) => [userId, values[i] === null || values[i] === undefined ? undefined : Number(values[i])]))
     } catch (err) {
       throw unavailable(err)
@@ -223,7 +210,7 @@ export class RedisInbox {
   /** The acked seq, undefined when the key is missing. */
   async acked (userId: string): Promise<number | undefined> {
     try {
-      const value = await this.client.get(this.keys(userId).acked)
+      const value = await this.pool.forUser(userId, (client) => client.get(this.keys.acked(userId)))
       return value === null ? undefined : Number(value)
     } catch (err) {
       throw unavailable(err)
@@ -231,17 +218,19 @@ export class RedisInbox {
   }
 
   async ack (userId: string, seq: number): Promise<void> {
-    const keys = this.keys(userId)
     try {
-      await this.#scripts.wscInboxAck(keys.acked, keys.seq, seq)
+      await this.#script(userId, 'wscInboxAck', this.keys.acked(userId), this.keys.seq(userId), seq)
     } catch (err) {
       throw unavailable(err)
     }
   }
 
+  /** Up unless a connection is down (one still making its first connection counts as up: commands wait for it). */
   status (): StoreStatus {
-    const state = this.client.status
-    return { up: state === 'ready', detail: `redis: ${state}` }
+    const problems = this.pool.problems()
+    if (problems.length > 0) return { up: false, detail: `redis: ${problems.join('; ')}` }
+    const connecting = this.pool.connecting
+    return { up: true, detail: connecting === 0 ? 'redis: ready' : `redis: ready; ${connecting} of ${this.pool.size} command connections still connecting` }
   }
 }
 
@@ -261,9 +250,9 @@ export class RedisMessageStore implements MessageStore {
   readonly durability = 'redis' as const
   readonly #inbox: RedisInbox
 
-  /** @param client owned by the caller (the router plugin), not closed by {@link close} */
-  constructor (client: RedisClient, options: RedisMessageStoreOptions = {}) {
-    this.#inbox = new RedisInbox(client, options.prefix ?? 'wsc:', options.inboxSize ?? 1000)
+  /** @param redis owned by the caller (the router plugin), not closed by {@link close} */
+  constructor (redis: RedisCommands, options: RedisMessageStoreOptions = {}) {
+    this.#inbox = new RedisInbox(redis, options.prefix ?? 'wsc:', options.inboxSize ?? 1000)
   }
 
   async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {

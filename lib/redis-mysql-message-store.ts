@@ -3,7 +3,7 @@ import type { MessageStore, StoredMessage, StoreStatus } from './message-store.j
 import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql-message-store.js'
 import type { MigrationResult } from './mysql-schema.js'
 import type { Message } from './protocol.js'
-import { RedisInbox, type RedisClient } from './redis-message-store.js'
+import { RedisInbox, type RedisCommands } from './redis-message-store.js'
 
 export interface RedisMySqlMessageStoreOptions extends Omit<MySqlMessageStoreOptions, 'seqFloors' | 'afterCommit'> {
   /** Key prefix (`redis.prefix`). Default `wsc:`. */
@@ -26,7 +26,7 @@ export class RedisMySqlMessageStore implements MessageStore {
   readonly #window: RedisInbox
 
   /** @param redis owned by the router plugin; @param pool owned by the caller, both left open by {@link close} */
-  constructor (redis: RedisClient, pool: Pool, options: RedisMySqlMessageStoreOptions = {}) {
+  constructor (redis: RedisCommands, pool: Pool, options: RedisMySqlMessageStoreOptions = {}) {
     const { prefix = 'wsc:', inboxSize = 1000, ...mysqlOptions } = options
     const window = new RedisInbox(redis, prefix, inboxSize)
     this.#window = window

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
 import { UnavailableError } from './errors.js'
+import { RedisCommandPool, type RedisClient } from './redis-command-pool.js'
 import type { RedisMode } from './redis-connection.js'
 import { RedisKeys } from './redis-keys.js'
 import { decodeChannelMessage, encodeProbe, encodeRoutedEvent } from './routed-event-codec.js'
@@ -12,8 +13,11 @@ import type { Logger } from './wsc-node.js'
 
 export interface RedisRouterOptions {
   mode: RedisMode
-  /** Command client; the router issues commands on it and never closes it. */
-  command: Redis | Cluster
+  /**
+   * Command connections (`redis.pool_size`; a single client is a pool of one): a user's commands on the
+   * user's connection, node-scoped ones on connection 0. The router never closes them.
+   */
+  commands: RedisCommandPool | RedisClient
   /** Dedicated Pub/Sub client (a Cluster one with `shardedSubscribers: true`); never closed by the router. */
   subscriber: Redis | Cluster
   /** Prefix of every key and channel (`redis.prefix`). */
@@ -103,7 +107,7 @@ export class RedisRouter implements Router {
   readonly mode: RedisMode
   /** Pub/Sub messages this node received, probes excluded (interest-based routing keeps this low). */
   received = 0
-  readonly #command: Redis | Cluster
+  readonly #commands: RedisCommandPool
   readonly #subscriber: Redis | Cluster
   readonly #log: Logger
   readonly #heartbeatInterval: number
@@ -138,11 +142,13 @@ export class RedisRouter implements Router {
   #probeFailure: string | undefined
   #probeWaiters: Array<() => void> = []
   readonly #listeners: Array<[Redis | Cluster, string, Listener]> = []
+  /** Presence writes in flight, awaited before deregistering: they may run on other connections than the purge. */
+  readonly #presenceWrites = new Set<Promise<unknown>>()
 
   constructor (options: RedisRouterOptions) {
     this.mode = options.mode
     this.keys = new RedisKeys(options.prefix)
-    this.#command = options.command
+    this.#commands = RedisCommandPool.of(options.commands)
     this.#subscriber = options.subscriber
     this.#log = options.log
     this.#heartbeatInterval = options.heartbeatInterval
@@ -157,16 +163,24 @@ export class RedisRouter implements Router {
     return this.#node?.nodeId ?? ''
   }
 
+  /** Connection 0, which node-scoped commands use. */
+  get #nodeClient (): RedisClient {
+    return this.#commands.nodeClient
+  }
+
   async start (node: LocalNode, onEvent: (event: RoutedEvent) => void): Promise<void> {
     this.#node = node
     this.#onEvent = onEvent
     this.#startedAt = Date.now()
     this.#listen(this.#subscriber, this.mode === 'cluster' ? 'smessage' : 'message', (channel: string, message: string) => this.#onMessage(channel, message))
-    this.#listen(this.#command, 'ready', () => this.#onCommandReady())
+    for (const client of this.#commands.clients) {
+      this.#listen(client, 'ready', () => this.#onCommandReady())
+      this.#listen(client, 'close', () => { this.#commandLost = true })
+    }
     this.#listen(this.#subscriber, 'ready', () => this.#onSubscriberReady())
-    this.#listen(this.#command, 'close', () => { this.#commandLost = true })
     this.#listen(this.#subscriber, 'close', () => { this.#subscriberLost = true })
-    await Promise.all([this.#whenReady(this.#command), this.#whenReady(this.#subscriber)])
+    // min_idle_conns of the command connections; the others finish connecting in the background.
+    await Promise.all([this.#commands.ready(this.#connectTimeout, `Redis (${this.mode})`), this.#whenReady(this.#subscriber)])
     try {
       // Entries left by an earlier process under this id (a StatefulSet pod that crashed) are ghosts.
       await this.#purgeNode(this.#nodeId)
@@ -220,8 +234,7 @@ export class RedisRouter implements Router {
   status (): RouterStatus {
     const base = { probeLatencyMs: this.#probeLatencyMs, probeAt: this.#probeAt }
     if (!this.#started) return { ...base, up: false, detail: `redis ${this.mode}: ${this.#closed ? 'closed' : 'not started'}` }
-    const problems: string[] = []
-    if (this.#command.status !== 'ready') problems.push(`command connection ${this.#command.status}`)
+    const problems = this.#commands.problems()
     if (this.#subscriber.status !== 'ready') problems.push(`Pub/Sub connection ${this.#subscriber.status}`)
     const probe = this.#probe
     if (probe !== undefined && Date.now() - probe.sentAt > this.#probeTimeout) {
@@ -232,7 +245,9 @@ export class RedisRouter implements Router {
       problems.push('Pub/Sub loopback not verified yet')
     }
     if (problems.length > 0) return { ...base, up: false, detail: `redis ${this.mode}: ${problems.join('; ')}` }
-    return { ...base, up: true, detail: `redis ${this.mode}: Pub/Sub loop verified in ${this.#probeLatencyMs} ms; ${this.#knownNodes.length} nodes` }
+    const connecting = this.#commands.connecting
+    const pool = connecting === 0 ? '' : `; ${connecting} of ${this.#commands.size} command connections still connecting`
+    return { ...base, up: true, detail: `redis ${this.mode}: Pub/Sub loop verified in ${this.#probeLatencyMs} ms; ${this.#knownNodes.length} nodes${pool}` }
   }
 
   // ---- presence ----
@@ -247,10 +262,10 @@ export class RedisRouter implements Router {
       this.#ensureUp()
       // Issued together so a removal that follows is ordered after them on each key; the user set goes
       // first, so a crash between the two leaves nothing a reaper cannot find.
-      await Promise.all([
-        this.#command.sadd(this.keys.nodeUsers(this.#nodeId), userId),
-        this.#command.hset(this.keys.presence(userId), connectionId, this.#nodeId)
-      ])
+      await this.#writePresence(userId, (client) => Promise.all([
+        client.sadd(this.keys.nodeUsers(this.#nodeId), userId),
+        client.hset(this.keys.presence(userId), connectionId, this.#nodeId)
+      ]))
     } catch (err) {
       this.#commandLost = true
       this.#log.warn({ err, userId, connectionId }, 'redis router: presence not written; it is republished when Redis returns')
@@ -265,10 +280,10 @@ export class RedisRouter implements Router {
     this.#refreshRegistrySoon()
     try {
       this.#ensureUp()
-      await Promise.all([
-        this.#command.hdel(this.keys.presence(userId), connectionId),
-        last ? this.#command.srem(this.keys.nodeUsers(this.#nodeId), userId) : undefined
-      ])
+      await this.#writePresence(userId, (client) => Promise.all([
+        client.hdel(this.keys.presence(userId), connectionId),
+        last ? client.srem(this.keys.nodeUsers(this.#nodeId), userId) : undefined
+      ]))
     } catch (err) {
       this.#commandLost = true
       this.#log.warn({ err, userId, connectionId }, 'redis router: presence not removed; it is repaired when Redis returns')
@@ -276,7 +291,7 @@ export class RedisRouter implements Router {
   }
 
   async presence (userId: string): Promise<PresenceEntry[]> {
-    const entries = await this.#call(() => this.#command.hgetall(this.keys.presence(userId)))
+    const entries = await this.#call(() => this.#commands.forUser(userId, (client) => client.hgetall(this.keys.presence(userId))))
     return Object.entries(entries)
       .map(([connectionId, nodeId]) => ({ connectionId, nodeId }))
       .sort((a, b) => a.connectionId.localeCompare(b.connectionId))
@@ -287,8 +302,8 @@ export class RedisRouter implements Router {
   }
 
   async nodes (): Promise<NodeInfo[]> {
-    const ids = await this.#call(() => this.#command.zrange(this.keys.nodeIndex, '0', '-1'))
-    const entries = await this.#call(() => Promise.all(ids.map((id) => this.#command.get(this.keys.node(id)))))
+    const ids = await this.#call(() => this.#commands.forNode((client) => client.zrange(this.keys.nodeIndex, '0', '-1')))
+    const entries = await this.#call(() => this.#commands.forNode((client) => Promise.all(ids.map((id) => client.get(this.keys.node(id))))))
     const nodes: NodeInfo[] = []
     for (const entry of entries) {
       if (entry === null) continue
@@ -303,17 +318,19 @@ export class RedisRouter implements Router {
 
   async toUser (userId: string, event: RoutedEvent): Promise<void> {
     if (this.#local.has(userId)) this.#deliverLocally(event)
-    const entries = await this.#call(() => this.#command.hgetall(this.keys.presence(userId)))
+    // Presence read and publishes on the user's connection: concurrent sends to one user leave in send order.
+    const entries = await this.#call(() => this.#commands.forUser(userId, (client) => client.hgetall(this.keys.presence(userId))))
     const remote = new Set(Object.values(entries))
     remote.delete(this.#nodeId)
     if (remote.size === 0) return
     const message = encodeRoutedEvent(this.#nodeId, event)
-    await this.#call(() => Promise.all([...remote].map((nodeId) => this.#publish(this.keys.nodeChannel(nodeId), message))))
+    await this.#call(() => this.#commands.forUser(userId, (client) => Promise.all([...remote].map((nodeId) => this.#publish(client, this.keys.nodeChannel(nodeId), message)))))
   }
 
   async toRoom (room: string, event: RoutedEvent): Promise<void> {
     // Local members get it back through the room channel this node subscribes to; directly only if that fails.
-    await this.#publishOrDeliverLocally(this.keys.roomChannel(room), event, this.#rooms.has(room))
+    const channel = this.keys.roomChannel(room)
+    await this.#publishOrDeliverLocally((message) => this.#commands.forRoom(room, (client) => this.#publish(client, channel, message)), event, this.#rooms.has(room))
   }
 
   async toConnection (connectionId: string, event: RoutedEvent): Promise<void> {
@@ -324,11 +341,12 @@ export class RedisRouter implements Router {
       return
     }
     const message = encodeRoutedEvent(this.#nodeId, event)
-    await this.#call(() => this.#publish(this.keys.nodeChannel(nodeId), message))
+    await this.#call(() => this.#commands.forNode((client) => this.#publish(client, this.keys.nodeChannel(nodeId), message)))
   }
 
   async toAll (event: RoutedEvent): Promise<void> {
-    await this.#publishOrDeliverLocally(this.keys.broadcastChannel, event, true)
+    const channel = this.keys.broadcastChannel
+    await this.#publishOrDeliverLocally((message) => this.#commands.forNode((client) => this.#publish(client, channel, message)), event, true)
   }
 
   async subscribeRoom (room: string): Promise<void> {
@@ -363,10 +381,21 @@ export class RedisRouter implements Router {
     })
   }
 
+  /** A command on a connection that is down rejects at once with `WSC_ERR_UNAVAILABLE` (in the pool). */
   #ensureUp (): void {
     if (this.#node === undefined) throw new UnavailableError('the Redis router has not started')
     if (this.#closed) throw new UnavailableError('the Redis router is closed')
-    if (this.#command.status !== 'ready') throw new UnavailableError(`Redis is unreachable (connection ${this.#command.status})`)
+  }
+
+  /** A presence write on the user's connection, tracked so that deregistering waits for it. */
+  async #writePresence<T> (userId: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    const write = this.#commands.forUser(userId, fn)
+    this.#presenceWrites.add(write)
+    try {
+      return await write
+    } finally {
+      this.#presenceWrites.delete(write)
+    }
   }
 
   /** Runs a Redis call; any failure becomes `WSC_ERR_UNAVAILABLE`. */
@@ -379,14 +408,14 @@ export class RedisRouter implements Router {
     }
   }
 
-  #publish (channel: string, message: string): Promise<unknown> {
-    return this.mode === 'cluster' ? this.#command.spublish(channel, message) : this.#command.publish(channel, message)
+  #publish (client: RedisClient, channel: string, message: string): Promise<unknown> {
+    return this.mode === 'cluster' ? client.spublish(channel, message) : client.publish(channel, message)
   }
 
-  async #publishOrDeliverLocally (channel: string, event: RoutedEvent, hostsTarget: boolean): Promise<void> {
+  async #publishOrDeliverLocally (publish: (message: string) => Promise<unknown>, event: RoutedEvent, hostsTarget: boolean): Promise<void> {
     try {
       this.#ensureUp()
-      await this.#publish(channel, encodeRoutedEvent(this.#nodeId, event))
+      await publish(encodeRoutedEvent(this.#nodeId, event))
     } catch (err) {
       if (hostsTarget) this.#deliverLocally(event)
       throw unavailable(err)
@@ -440,8 +469,9 @@ export class RedisRouter implements Router {
     }
   }
 
+  /** Recovers once every command connection is back: presence is republished on all of them. */
   #onCommandReady (): void {
-    if (!this.#started || !this.#commandLost) return
+    if (!this.#started || !this.#commandLost || !this.#commands.allReady) return
     this.#commandLost = false
     this.#log.info({ mode: this.mode }, 'redis router: Redis is back; re-registering and republishing presence')
     this.#writeRegistry()
@@ -473,8 +503,11 @@ export class RedisRouter implements Router {
       connections: node.connections(),
       version: node.version
     }
-    const previous = await this.#command.set(this.keys.node(node.nodeId), JSON.stringify(info), 'PX', this.#ttl, 'GET')
-    await this.#command.zadd(this.keys.nodeIndex, now, node.nodeId)
+    const previous = await this.#commands.forNode(async (client) => {
+      const entry = await client.set(this.keys.node(node.nodeId), JSON.stringify(info), 'PX', this.#ttl, 'GET')
+      await client.zadd(this.keys.nodeIndex, now, node.nodeId)
+      return entry
+    })
     if (previous === null && this.#registered) {
       // The entry expired (a pause longer than its TTL, or Redis lost it): peers may have reaped our presence.
       this.#log.warn({ nodeId: node.nodeId }, 'redis router: registry entry had expired; republishing presence')
@@ -489,9 +522,10 @@ export class RedisRouter implements Router {
       this.#subscriberLost = false
       this.#subscribe([...this.#channels]).catch(() => {})
     }
-    if (this.#command.status !== 'ready') return
-    const recovering = this.#commandLost
-    this.#commandLost = false
+    if (this.#nodeClient.status !== 'ready') return
+    // Presence is republished only when every connection can take its users' writes.
+    const recovering = this.#commandLost && this.#commands.allReady
+    if (recovering) this.#commandLost = false
     this.#writeRegistry()
       .then(() => recovering ? this.#syncPresence() : undefined)
       .catch((err: unknown) => {
@@ -504,7 +538,7 @@ export class RedisRouter implements Router {
     if (this.#registrySoon !== undefined || !this.#started) return
     this.#registrySoon = setTimeout(() => {
       this.#registrySoon = undefined
-      if (this.#command.status === 'ready') this.#writeRegistry().catch(() => {})
+      if (this.#nodeClient.status === 'ready') this.#writeRegistry().catch(() => {})
     }, REGISTRY_REFRESH_DELAY).unref()
   }
 
@@ -516,57 +550,68 @@ export class RedisRouter implements Router {
       for (const userId of members) users.add(userId)
     }
     for (const batch of chunks([...users], BATCH)) {
-      await Promise.all(batch.map(async (userId) => {
+      if (this.#closed) return
+      await Promise.all(batch.map((userId) => this.#writePresence(userId, async (client) => {
         const key = this.keys.presence(userId)
-        const entries = await this.#command.hgetall(key)
-        // Decided and issued without awaiting in between, so add/removePresence calls that follow stay ordered after it.
+        const entries = await client.hgetall(key)
+        // Decided and issued on the user's connection without awaiting in between, so add/removePresence
+        // calls that follow stay ordered after it.
         const local = [...this.#local.get(userId) ?? []]
         const stale = Object.entries(entries).filter(([connectionId, nodeId]) => nodeId === self && !local.includes(connectionId))
         await Promise.all([
-          stale.length > 0 ? this.#command.hdel(key, ...stale.map(([connectionId]) => connectionId)) : undefined,
-          local.length > 0 ? this.#command.sadd(this.keys.nodeUsers(self), userId) : this.#command.srem(this.keys.nodeUsers(self), userId),
-          local.length > 0 ? this.#command.hset(key, Object.fromEntries(local.map((connectionId) => [connectionId, self]))) : undefined
+          stale.length > 0 ? client.hdel(key, ...stale.map(([connectionId]) => connectionId)) : undefined,
+          local.length > 0 ? client.sadd(this.keys.nodeUsers(self), userId) : client.srem(this.keys.nodeUsers(self), userId),
+          local.length > 0 ? client.hset(key, Object.fromEntries(local.map((connectionId) => [connectionId, self]))) : undefined
         ])
-      }))
+      })))
     }
   }
 
   async * #scanSet (key: string): AsyncGenerator<string[]> {
     let cursor = '0'
     do {
-      const [next, members] = await this.#command.sscan(key, cursor, 'COUNT', SCAN_COUNT)
+      const [next, members] = await this.#commands.forNode((client) => client.sscan(key, cursor, 'COUNT', SCAN_COUNT))
       cursor = next
       if (members.length > 0) yield members
     } while (cursor !== '0')
   }
 
-  /** Removes every presence entry of `nodeId` (found through its user set), then the set itself. */
+  /**
+   * Removes every presence entry of `nodeId` (found through its user set), then the set itself; all on
+   * connection 0: the node is dead, or it is this one with no presence write left in flight.
+   */
   async #purgeNode (nodeId: string): Promise<number> {
     let removed = 0
     for await (const members of this.#scanSet(this.keys.nodeUsers(nodeId))) {
       for (const batch of chunks(members, BATCH)) {
-        const counts = await Promise.all(batch.map((userId) => this.#script(REAP_PRESENCE, [this.keys.presence(userId)], [nodeId])))
+        const counts = await this.#commands.forNode((client) =>
+          Promise.all(batch.map((userId) => this.#script(client, REAP_PRESENCE, [this.keys.presence(userId)], [nodeId]))))
         removed += counts.reduce<number>((sum, n) => sum + Number(n), 0)
       }
     }
-    await this.#command.del(this.keys.nodeUsers(nodeId))
+    await this.#commands.forNode((client) => client.del(this.keys.nodeUsers(nodeId)))
     return removed
   }
 
   async #deregister (): Promise<void> {
-    if (this.#command.status !== 'ready') throw new UnavailableError(`Redis is unreachable (connection ${this.#command.status})`)
+    if (this.#nodeClient.status !== 'ready') throw new UnavailableError(`Redis is unreachable (connection ${this.#nodeClient.status})`)
+    // A presence write still in flight on a user's connection could land after the purge on connection 0
+    // scanned the user set, and leave an entry no reaper would ever find. No new one starts once closed.
+    await Promise.allSettled([...this.#presenceWrites])
     const nodeId = this.#nodeId
-    await this.#command.del(this.keys.node(nodeId))
-    await this.#command.zrem(this.keys.nodeIndex, nodeId)
+    await this.#commands.forNode(async (client) => {
+      await client.del(this.keys.node(nodeId))
+      await client.zrem(this.keys.nodeIndex, nodeId)
+    })
     await this.#purgeNode(nodeId)
   }
 
-  async #script (s: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async #script (client: RedisClient, s: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
     try {
-      return await this.#command.evalsha(s.sha, keys.length, ...keys, ...args.map(String))
+      return await client.evalsha(s.sha, keys.length, ...keys, ...args.map(String))
     } catch (err) {
       if (!errorMessage(err).startsWith('NOSCRIPT')) throw err
-      return await this.#command.eval(s.lua, keys.length, ...keys, ...args.map(String))
+      return await client.eval(s.lua, keys.length, ...keys, ...args.map(String))
     }
   }
 
@@ -588,22 +633,23 @@ export class RedisRouter implements Router {
   }
 
   async #reap (): Promise<number> {
-    if (this.#command.status !== 'ready') return this.#heartbeatInterval
+    if (this.#nodeClient.status !== 'ready') return this.#heartbeatInterval
     const now = Date.now()
-    const stale = await this.#command.zrangebyscore(this.keys.nodeIndex, '-inf', now - this.#ttl, 'WITHSCORES')
+    const node = <T>(fn: (client: RedisClient) => Promise<T>): Promise<T> => this.#commands.forNode(fn)
+    const stale = await node((client) => client.zrangebyscore(this.keys.nodeIndex, '-inf', now - this.#ttl, 'WITHSCORES'))
     for (let i = 0; i + 1 < stale.length; i += 2) {
       const nodeId = stale[i] as string
       const score = stale[i + 1] as string
       if (nodeId === this.#nodeId) continue
       // The key's TTL runs on Redis's clock: a live node on a skewed clock still has its key.
-      if (await this.#command.exists(this.keys.node(nodeId)) === 1) continue
+      if (await node((client) => client.exists(this.keys.node(nodeId))) === 1) continue
       const lease = Date.now()
-      if (Number(await this.#script(CLAIM_DEAD_NODE, [this.keys.nodeIndex], [nodeId, score, lease])) !== 1) continue
+      if (Number(await node((client) => this.#script(client, CLAIM_DEAD_NODE, [this.keys.nodeIndex], [nodeId, score, lease]))) !== 1) continue
       const removed = await this.#purgeNode(nodeId)
-      await this.#script(RELEASE_DEAD_NODE, [this.keys.nodeIndex], [nodeId, lease])
+      await node((client) => this.#script(client, RELEASE_DEAD_NODE, [this.keys.nodeIndex], [nodeId, lease]))
       this.#log.info({ nodeId, presenceEntries: removed }, 'redis router: reaped a node that stopped without deregistering')
     }
-    const oldest = await this.#command.zrange(this.keys.nodeIndex, '0', '1', 'WITHSCORES')
+    const oldest = await node((client) => client.zrange(this.keys.nodeIndex, '0', '1', 'WITHSCORES'))
     let next = this.#heartbeatInterval
     for (let i = 0; i + 1 < oldest.length; i += 2) {
       if (oldest[i] === this.#nodeId) continue
@@ -615,8 +661,8 @@ export class RedisRouter implements Router {
   }
 
   #discover (): void {
-    if (this.#command.status !== 'ready') return
-    this.#command.zrange(this.keys.nodeIndex, '0', '-1').then((ids) => {
+    if (this.#nodeClient.status !== 'ready') return
+    this.#commands.forNode((client) => client.zrange(this.keys.nodeIndex, '0', '-1')).then((ids) => {
       const before = new Set(this.#knownNodes)
       const joined = ids.filter((id) => !before.has(id))
       const left = this.#knownNodes.filter((id) => !ids.includes(id))
@@ -631,7 +677,7 @@ export class RedisRouter implements Router {
     if (!this.#started) return
     const now = Date.now()
     if (this.#probe !== undefined && now - this.#probe.sentAt <= this.#probeTimeout) return
-    if (this.#command.status !== 'ready' || this.#subscriber.status !== 'ready') {
+    if (this.#nodeClient.status !== 'ready' || this.#subscriber.status !== 'ready') {
       this.#probe = undefined
       this.#probeFailure = 'Redis is unreachable'
       return
@@ -644,7 +690,7 @@ export class RedisRouter implements Router {
     }
     const n = ++this.#probeSeq
     this.#probe = { n, sentAt: now }
-    this.#publish(this.keys.nodeChannel(this.#nodeId), encodeProbe(this.#nodeId, n)).catch((err: unknown) => {
+    this.#commands.forNode((client) => this.#publish(client, this.keys.nodeChannel(this.#nodeId), encodeProbe(this.#nodeId, n))).catch((err: unknown) => {
       if (this.#probe?.n === n) this.#probe = undefined
       this.#probeFailure = `probe publish failed: ${errorMessage(err)}`
     })

@@ -3,8 +3,10 @@ import type { RoutedEvent } from './router.js'
 /**
  * What travels on a Pub/Sub channel between nodes: a one-line JSON header naming the sending node, and
  * for `deliver` the already-encoded client frame after a newline, verbatim (never escaped again).
+ * `seq` and `publishedAt` (epoch ms, for the receiver's publish-to-write latency) are optional: a header
+ * without them, as older versions wrote, still decodes.
  *
- *     {"kind":"deliver","origin":"wsc-0","target":{"user":"u1"},"seq":42}\n{"type":"message",…}
+ *     {"kind":"deliver","origin":"wsc-0","target":{"user":"u1"},"seq":42,"publishedAt":1764201600000}\n{"type":"message",…}
  *     {"kind":"kick","origin":"wsc-0","userId":"u1","code":1008,"reason":"kicked"}
  *     {"kind":"probe","origin":"wsc-0","n":7}
  */
@@ -12,18 +14,19 @@ export type ChannelMessage =
   | { origin: string, event: RoutedEvent }
   | { origin: string, probe: number }
 
+const isString = (value: unknown): value is string => typeof value === 'string'
+const isInt = (value: unknown): value is number => Number.isSafeInteger(value)
+
 export function encodeRoutedEvent (origin: string, event: RoutedEvent): string {
   if (event.kind !== 'deliver') return JSON.stringify({ ...event, origin })
   const seq = event.seq === undefined ? '' : `,"seq":${event.seq}`
-  return `{"kind":"deliver","origin":${JSON.stringify(origin)},"target":${JSON.stringify(event.target)}${seq}}\n${event.frame}`
+  const publishedAt = isInt(event.publishedAt) ? `,"publishedAt":${event.publishedAt}` : ''
+  return `{"kind":"deliver","origin":${JSON.stringify(origin)},"target":${JSON.stringify(event.target)}${seq}${publishedAt}}\n${event.frame}`
 }
 
 export function encodeProbe (origin: string, n: number): string {
   return JSON.stringify({ kind: 'probe', origin, n })
 }
-
-const isString = (value: unknown): value is string => typeof value === 'string'
-const isInt = (value: unknown): value is number => Number.isSafeInteger(value)
 
 /** Decodes a channel message; undefined for anything this version did not write. */
 export function decodeChannelMessage (text: string): ChannelMessage | undefined {
@@ -44,10 +47,10 @@ export function decodeChannelMessage (text: string): ChannelMessage | undefined 
     case 'deliver': {
       const target = header.target
       if (newline < 0 || target === null || typeof target !== 'object') return undefined
-      const frame = text.slice(newline + 1)
-      const event: RoutedEvent = isInt(header.seq)
-        ? { kind: 'deliver', target: target as never, frame, seq: header.seq }
-        : { kind: 'deliver', target: target as never, frame }
+      const event: RoutedEvent = { kind: 'deliver', target: target as never, frame: text.slice(newline + 1) }
+      if (isInt(header.seq)) event.seq = header.seq
+      // Missing or malformed (an older sender): the message is still delivered, only without a latency sample.
+      if (isInt(header.publishedAt)) event.publishedAt = header.publishedAt
       return { origin, event }
     }
     case 'kick':

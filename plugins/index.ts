@@ -3,7 +3,8 @@ import fp from 'fastify-plugin'
 import { loadConfig, type WscConfig, type WscConfigInput } from '../lib/config.js'
 import type { MessageStore } from '../lib/message-store.js'
 import { isRedisConfigured } from '../lib/redis-connection.js'
-import { RedisMessageStore, type RedisClient } from '../lib/redis-message-store.js'
+import type { RedisCommandPool } from '../lib/redis-command-pool.js'
+import { RedisMessageStore } from '../lib/redis-message-store.js'
 import type { Router } from '../lib/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/wsc-node.js'
 import health from './health.js'
@@ -50,11 +51,11 @@ async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions
   await fastify.register(nodeIdentity, { nodeId, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
   // Stores and routers first, the WebSocket route last: onClose (reverse order) closes sockets before pools.
   let crossNode = router
-  let redis: RedisClient | undefined
+  let redis: RedisCommandPool | undefined
   if (crossNode === undefined && isRedisConfigured(config.redis) && config.distributed.enabled) {
     await fastify.register(redisRouter)
     crossNode = fastify.wscRouter
-    redis = fastify.wscRedis
+    redis = fastify.wscRedisPool
   }
   let store = messageStore
   if (store === undefined && (config.mysql.url !== '' || config.mysql.host !== '')) {

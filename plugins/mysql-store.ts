@@ -7,15 +7,15 @@ import type { MessageStore } from '../lib/message-store.js'
 import { MySqlMessageStore } from '../lib/mysql-message-store.js'
 import type { MigrationResult } from '../lib/mysql-schema.js'
 import { RedisMySqlMessageStore } from '../lib/redis-mysql-message-store.js'
-import type { RedisClient } from '../lib/redis-message-store.js'
+import type { RedisClient, RedisCommandPool } from '../lib/redis-command-pool.js'
 
 export interface MySqlStorePluginOptions {
   /** The resolved configuration: `mysql.*` for the pool, `store.*` for batching and retention. */
   config: WscConfig
   /** More mysql2 pool options (TLS, timeouts…), applied over those from `config.mysql`; never mutated. */
   pool?: PoolOptions | undefined
-  /** The router's Redis client: with it, recent messages are also kept in a Redis window per user. */
-  redis?: RedisClient | undefined
+  /** The router's Redis command connections: with them, recent messages are also kept in a Redis window per user. */
+  redis?: RedisCommandPool | RedisClient | undefined
 }
 
 declare module 'fastify' {

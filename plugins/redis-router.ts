@@ -1,13 +1,16 @@
 import type { Cluster, Redis } from 'ioredis'
 import fp from 'fastify-plugin'
 import { OptionError } from '../lib/errors.js'
+import type { RedisCommandPool } from '../lib/redis-command-pool.js'
 import { openRedisConnections } from '../lib/redis-connection.js'
 import { RedisRouter } from '../lib/redis-router.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The Redis command client (standalone/Sentinel `Redis` or `Cluster`), for other Redis users such as a message store. */
+    /** Command connection 0 (standalone/Sentinel `Redis` or `Cluster`), the one for node-scoped commands; use it for commands of your own. */
     wscRedis: Redis | Cluster
+    /** Every command connection (`redis.pool_size`), for Redis users that keep one user's commands on one connection (the message stores). */
+    wscRedisPool: RedisCommandPool
     /** Cross-node routing over Redis: registry, presence, Pub/Sub, loopback probe. */
     wscRouter: RedisRouter
   }
@@ -24,14 +27,15 @@ export default fp(async function redisRouter (fastify) {
   const connections = openRedisConnections(config.redis)
   const router = new RedisRouter({
     mode: connections.mode,
-    command: connections.command,
+    commands: connections.commands,
     subscriber: connections.subscriber,
     prefix: config.redis.prefix,
     heartbeatInterval: config.distributed.heartbeatInterval,
     discoveryInterval: config.distributed.nodeDiscoveryInterval,
     log: fastify.log
   })
-  fastify.decorate<Redis | Cluster>('wscRedis', connections.command)
+  fastify.decorate<Redis | Cluster>('wscRedis', connections.commands.nodeClient)
+  fastify.decorate('wscRedisPool', connections.commands)
   fastify.decorate('wscRouter', router)
   fastify.addHook('onClose', async () => {
     await router.close()

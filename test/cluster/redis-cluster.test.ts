@@ -1,7 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
-import { startNodes, startRedisCluster, uniquePrefix, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
+import { Cluster, Redis } from 'ioredis'
+import { loadConfig } from '../../lib/config.js'
+import { openRedisConnections } from '../../lib/redis-connection.js'
+import { startNodes, startRedisCluster, uniquePrefix, waitFor, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
 import { broadcastEverywhere, connect, interestOnly, kickAndDisconnect, presenceAndNodesAgree, roomAcrossNodes, userToUser } from './redis-scenarios.js'
 
 function direct (t: import('node:test').TestContext, addr: string): Redis {
@@ -35,6 +37,39 @@ test('Redis Cluster (3 masters, sharded Pub/Sub)', async (t) => {
   })
   await t.test('a node hosting none of a room or user receives none of its traffic', async (sub) => {
     await interestOnly(sub, await three(sub))
+  })
+
+  await t.test('pool_size Cluster clients: concurrent sends to one user keep their order; masters see the named connections', async (sub) => {
+    const nodes = await startNodes(sub, 2, { prefix: uniquePrefix(), clusterNodes: cluster.seeds, extra: { websocket: { messageBufferSize: 5000 } } })
+    const [a, b] = nodes
+    assert.ok(a && b)
+    const bob = await connect(sub, b, 'bob')
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => a.app.wsc.sendToUser('bob', i)))
+    for (let i = 1; i < results.length; i++) assert.ok((results[i]?.seq as number) > (results[i - 1]?.seq as number), `send ${i}: seq ${results[i]?.seq} after ${results[i - 1]?.seq}`)
+    assert.deepEqual((await bob.take('message', 500, 20_000)).map((frame) => frame.data), results.map((_, i) => i))
+    const names = new Set<string>()
+    for (const master of cluster.masters) {
+      for (const match of (await direct(sub, master.addr).client('LIST') as string).matchAll(/ name=(wsc-command-\d+) /g)) names.add(match[1] as string)
+    }
+    assert.deepEqual([...names].sort(), ['wsc-command-0', 'wsc-command-1', 'wsc-command-2', 'wsc-command-3'], 'redis.pool_size defaults to 4 Cluster clients')
+  })
+
+  await t.test('a fresh command connection keeps one user\'s commands in order from its first command on', async (sub) => {
+    // ioredis connects a Cluster client to each master lazily; without an offline queue, commands sent while
+    // that connection was being made went to another master and came back, MOVED, after later ones.
+    const seeds = cluster.seeds.map((seed) => ({ host: '127.0.0.1', port: Number(seed.split(':')[1]) }))
+    const listener = new Cluster(seeds, { shardedSubscribers: true })
+    sub.after(() => { listener.disconnect() })
+    const got: number[] = []
+    listener.on('smessage', (_channel: string, message: string) => got.push(Number(message)))
+    const channel = `${uniquePrefix()}ordered`
+    await listener.ssubscribe(channel)
+    const connections = openRedisConnections(loadConfig({ env: {}, options: { redis: { clusterNodes: cluster.seeds, poolSize: 1 } } }).redis)
+    sub.after(() => connections.close())
+    await connections.commands.ready(10_000)
+    await Promise.all(Array.from({ length: 200 }, (_, i) => connections.commands.forUser('ann', (client) => client.spublish(channel, String(i)))))
+    await waitFor(() => got.length === 200, 5000, '200 shard messages')
+    assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => i))
   })
 
   await t.test('a message reaches a user whose keys live on each shard; channels are shard channels', async (sub) => {

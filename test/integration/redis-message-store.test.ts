@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { inboxKeys, RedisMessageStore } from '../../lib/redis-message-store.js'
+import { RedisKeys } from '../../lib/redis-keys.js'
+import { RedisMessageStore } from '../../lib/redis-message-store.js'
 import { privateRedis, testRedis } from '../backends.js'
 
 function message (text: string, from: string | null = 'sender'): { id: string, from: string | null, to: { user: string }, dataJson: string, ts: number } {
@@ -28,7 +29,7 @@ test('appends get strictly increasing seqs and replay in order from the stream',
   assert.equal((await store.since('ann', 0, 1))[0]?.from, null)
   assert.deepEqual(await store.since('ann', seqs.at(-1) as number, 10), [])
   assert.deepEqual(await store.since('nobody', 0, 10), [])
-  assert.equal(await client.type(inboxKeys(prefix, 'ann').inbox), 'stream')
+  assert.equal(await client.type(new RedisKeys(prefix).inbox('ann')), 'stream')
 })
 
 test('the stream keeps about inbox_size messages: the newest ones', async (t) => {
@@ -73,11 +74,11 @@ test('Redis flushed mid-test: later seqs are larger than every earlier one, and 
 test('a counter lost while the stream survived continues after the stream', async (t) => {
   const { client, prefix } = await testRedis(t)
   const store = new RedisMessageStore(client, { prefix })
-  const keys = inboxKeys(prefix, 'ann')
+  const keys = new RedisKeys(prefix)
   const first = await store.append('ann', message('first'))
   // A stream entry far in the future of the clock-based start (as if the clock went back).
-  await client.del(keys.seq, keys.inbox)
-  await client.xadd(keys.inbox, '900000000000000-0', 'i', randomUUID(), 'ts', '0', 'd', '"future"')
+  await client.del(keys.seq('ann'), keys.inbox('ann'))
+  await client.xadd(keys.inbox('ann'), '900000000000000-0', 'i', randomUUID(), 'ts', '0', 'd', '"future"')
   const next = await store.append('ann', message('next'))
   assert.ok(next.seq > first.seq)
   assert.equal(next.seq, 900000000000001)
