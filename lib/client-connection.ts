@@ -31,7 +31,7 @@ export interface ConnectionSettings {
    * from another node, or were never pushed live. Frames are held from now on; the handler sends the
    * user messages after `afterSeq` from the store and calls {@link ClientConnection.endReplay}.
    */
-  onSeqGap: (connection: ClientConnection, afterSeq: number) => void
+  onSeqGap: (connection: ClientConnection, afterSeq: number, beforeSeq: number) => void
 }
 
 interface HeldFrame {
@@ -121,7 +121,7 @@ export class ClientConnection {
         // highest seq skip it on a resume. The store has every seq below this one; read them first.
         this.#held = [routed]
         this.#gapSeq = seq
-        this.#settings.onSeqGap(this, this.#userSeq)
+        this.#settings.onSeqGap(this, this.#userSeq, seq)
         return true
       }
       this.#userSeq = seq

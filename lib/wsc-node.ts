@@ -152,8 +152,8 @@ export class WscNode extends EventEmitter<WscEvents> {
         this.#observer.dropped('slow_consumer')
         this.#log.warn({ connectionId: connection.id, userId: connection.userId, code: CloseCode.TRY_AGAIN_LATER }, 'slow consumer: send buffer overflow')
       },
-      onSeqGap: (connection: ClientConnection, afterSeq: number) => {
-        this.#replay(connection, afterSeq).catch((err: unknown) => this.#log.error({ err }, 'seq gap replay failed'))
+      onSeqGap: (connection: ClientConnection, afterSeq: number, beforeSeq: number) => {
+        this.#replay(connection, afterSeq, beforeSeq).catch((err: unknown) => this.#log.error({ err }, 'seq gap replay failed'))
       }
     }
   }
@@ -390,19 +390,25 @@ export class WscNode extends EventEmitter<WscEvents> {
   /**
    * Sends the user messages after `afterSeq` (default: after the user's acknowledged seq), page by
    * page at the pace the client reads, then releases live traffic held meanwhile. Also fills a seq gap
-   * in live traffic (a lower seq from another node not here yet), so user messages go out in order.
+   * in live traffic (a lower seq from another node not here yet), so user messages go out in order: then
+   * only the seqs below `beforeSeq` are read, and the live message itself goes out from the held frame.
    */
-  async #replay (connection: ClientConnection, afterSeq: number | undefined): Promise<void> {
+  async #replay (connection: ClientConnection, afterSeq: number | undefined, beforeSeq = Infinity): Promise<void> {
     let cursor = 0
     try {
       cursor = afterSeq ?? await this.#store.ackedSeq(connection.userId)
       for (;;) {
         const page = await this.#store.since(connection.userId, cursor, REPLAY_PAGE)
+        let reached = false
         for (const message of page) {
+          if (message.seq >= beforeSeq) {
+            reached = true
+            break
+          }
           if (!connection.write(Buffer.from(encodeMessage(message)))) return
           cursor = message.seq
         }
-        if (page.length < REPLAY_PAGE) break
+        if (reached || page.length < REPLAY_PAGE) break
         if (!await connection.whenWritable()) return
       }
     } catch (err) {
