@@ -13,7 +13,7 @@ export type RedisCommands = RedisCommandPool | RedisClient
  * times 256, and past the stream's newest entry: above every seq given before, unless one user
  * received more than 256 messages per ms on average since its counter was last started.
  */
-const APPEND = `
+const START_COUNTER = `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local now = redis.call('TIME')
   local start = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) * 256
@@ -24,6 +24,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   end
   redis.call('SET', KEYS[1], string.format('%.0f', start))
 end
+`
+const APPEND = START_COUNTER + `
 local seq = string.format('%.0f', redis.call('INCR', KEYS[1]))
 local fields = { 'i', ARGV[2], 'ts', ARGV[4], 'd', ARGV[5] }
 if ARGV[3] ~= '' then fields[#fields + 1] = 'f'; fields[#fields + 1] = ARGV[3] end
@@ -61,6 +63,15 @@ redis.call('SET', KEYS[1], last)
 return n
 `
 
+/**
+ * KEYS seq, inbox → the latest seq, starting a missing counter as {@link APPEND} would. A connection's
+ * welcome then names the seq the user's next message follows, so the first live message is not
+ * mistaken for one after a gap (a new counter starts far above 0).
+ */
+const LATEST = START_COUNTER + `
+return redis.call('GET', KEYS[1])
+`
+
 /** KEYS seq, inbox; ARGV first id, count → { latest seq or '', entries from the first id on }. */
 const WINDOW = `
 local latest = redis.call('GET', KEYS[1])
@@ -77,7 +88,7 @@ if seq > acked then redis.call('SET', KEYS[1], string.format('%.0f', seq)) end
 return 0
 `
 
-const SCRIPTS = { wscInboxAppend: APPEND, wscInboxCache: CACHE, wscInboxWindow: WINDOW, wscInboxAck: ACK } as const
+const SCRIPTS = { wscInboxAppend: APPEND, wscInboxLatest: LATEST, wscInboxCache: CACHE, wscInboxWindow: WINDOW, wscInboxAck: ACK } as const
 type ScriptName = keyof typeof SCRIPTS
 type ScriptCaller = (...args: Array<string | number>) => Promise<unknown>
 
@@ -198,6 +209,15 @@ export class RedisInbox {
   }
 
   /** The seq key of each user (undefined when missing). */
+  /** The user's latest seq; a missing counter is started first (see {@link LATEST}). */
+  async startedLatest (userId: string): Promise<number> {
+    try {
+      return Number(await this.#script(userId, 'wscInboxLatest', this.keys.seq(userId), this.keys.inbox(userId)))
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
   async latest (userIds: readonly string[]): Promise<Map<string, number | undefined>> {
     try {
       const values = await Promise.all(userIds.map((userId) => this.pool.forUser(userId, (client) => client.get(this.keys.seq(userId)))))
@@ -264,7 +284,7 @@ export class RedisMessageStore implements MessageStore {
   }
 
   async latestSeq (userId: string): Promise<number> {
-    return (await this.#inbox.latest([userId])).get(userId) ?? 0
+    return this.#inbox.startedLatest(userId)
   }
 
   async ackedSeq (userId: string): Promise<number> {
