@@ -27,7 +27,8 @@ export class BenchProcess {
   /** Starts `bench/<file>` under tsx with --expose-gc; resolves once it answered `ready`. */
   static async start (file: string, env: Record<string, string> = {}): Promise<BenchProcess> {
     const child = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
-      execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096'],
+      // BENCH_CPU_PROF=dir writes a V8 CPU profile of every bench process there (see docs/performance.md).
+      execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096', ...(process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`])],
       env: { ...process.env, LOG_LEVEL: 'error', ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
@@ -51,10 +52,14 @@ export class BenchProcess {
     })
   }
 
+  /** Asks the process to exit (it then writes its CPU profile, if any); kills it after 10 s. */
   async stop (): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return
-    this.child.kill('SIGKILL')
-    await once(this.child, 'exit')
+    const exited = once(this.child, 'exit')
+    if (this.child.connected) this.child.disconnect()
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000)
+    await exited
+    clearTimeout(timer)
   }
 }
 
