@@ -37,7 +37,8 @@ export interface ConnectionSettings {
 interface HeldFrame {
   frame: Buffer
   seq: number | undefined
-  enqueuedAt: number
+  /** performance.now() when routed here; undefined for a delivery that is not timed. */
+  enqueuedAt: number | undefined
   publishedAt: number | undefined
 }
 
@@ -96,10 +97,11 @@ export class ClientConnection {
   /**
    * Delivers a routed frame; held while a replay runs. User messages (with `seq`) go out in ascending
    * seq order: one already sent is skipped, one above the next seq first has the gap read from the store.
-   * `publishedAt` (epoch ms) is when the sending node published it, for the delivery latency.
+   * `publishedAt` (epoch ms) is when the sending node published it; `timed` deliveries report their
+   * latency to `onDelivered`.
    */
-  deliver (frame: Buffer, seq?: number, publishedAt?: number): boolean {
-    const routed = { frame, seq, enqueuedAt: performance.now(), publishedAt }
+  deliver (frame: Buffer, seq?: number, publishedAt?: number, timed = true): boolean {
+    const routed = { frame, seq, enqueuedAt: timed ? performance.now() : undefined, publishedAt }
     if (this.#held !== undefined) {
       if (this.#held.length >= this.#settings.messageBufferSize) {
         this.#overflow()

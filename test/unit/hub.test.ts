@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ClientConnection, type ConnectionSettings, type WireSocket } from '../../lib/client-connection.js'
-import { LocalHub } from '../../lib/hub.js'
+import { LocalHub, TIMED_RECIPIENTS } from '../../lib/hub.js'
 
 /** A socket that records what it was given; `flush` completes pending writes like the kernel would. */
 class RecordingSocket implements WireSocket {
@@ -165,4 +165,18 @@ test('whenWritable resolves when the buffer drains below half, false when the co
   const closing = connection.whenWritable()
   connection.markClosed()
   assert.equal(await closing, false)
+})
+
+test('a fan-out times the first few recipients only; one-to-one deliveries are always timed', () => {
+  const hub = new LocalHub()
+  let timed = 0
+  const s = settings({ onDelivered: () => timed++ })
+  const members = Array.from({ length: 20 }, (_, i) => connect(hub, `c${i}`, `u${i}`, s))
+  for (const { connection } of members) hub.join(connection, 'big')
+  hub.deliver({ room: 'big' }, '{"n":1}')
+  for (const { socket } of members) socket.flush()
+  assert.equal(timed, TIMED_RECIPIENTS)
+  hub.deliver({ user: 'u3' }, '{"n":2}')
+  members[3]?.socket.flush()
+  assert.equal(timed, TIMED_RECIPIENTS + 1)
 })
