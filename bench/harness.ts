@@ -101,3 +101,23 @@ export function memoryAfterGc (): { rss: number, heapUsed: number } {
 export function yieldToLoop (): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
+
+/**
+ * Calls `send(i)` for i < `count`: at `ratePerSecond` in total, or (0) as fast as the loop allows,
+ * yielding every `yieldEvery` calls; at most 200 returned promises in flight. Resolves with the ms taken.
+ */
+export async function paced (count: number, ratePerSecond: number, yieldEvery: number, send: (i: number) => Promise<unknown> | unknown): Promise<number> {
+  const started = now()
+  const inFlight: Array<Promise<unknown>> = []
+  for (let i = 0; i < count; i++) {
+    const result = send(i)
+    if (result instanceof Promise) inFlight.push(result)
+    if (inFlight.length >= 200) await Promise.all(inFlight.splice(0))
+    if (ratePerSecond > 0) {
+      const wait = started + ((i + 1) * 1000) / ratePerSecond - now()
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
+    } else if (i % yieldEvery === yieldEvery - 1) await yieldToLoop()
+  }
+  await Promise.all(inFlight)
+  return now() - started
+}

@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import { createAdapter } from '@socket.io/redis-adapter'
 import { Redis } from 'ioredis'
 import { Server } from 'socket.io'
-import { memoryAfterGc, now, serveCommands, yieldToLoop } from '../harness.js'
+import { memoryAfterGc, now, paced, serveCommands } from '../harness.js'
 
 const http = createServer()
 const io = new Server(http, { transports: ['websocket'], serveClient: false, perMessageDeflate: false, pingInterval: 3_600_000, pingTimeout: 3_600_000 })
@@ -40,28 +40,16 @@ serveCommands({
   },
   fanout: async ({ room, count, size }) => {
     const pad = 'x'.repeat(Number(size))
-    const started = now()
-    for (let i = 0; i < Number(count); i++) {
-      io.to(String(room)).emit('message', { i, t: now(), pad })
-      if (i % 10 === 9) await yieldToLoop()
-    }
-    return { ms: now() - started }
+    return { ms: await paced(Number(count), 0, 10, (i) => io.to(String(room)).emit('message', { i, t: now(), pad })) }
   },
   sendToUsers: async ({ users, count, ratePerSecond, size }) => {
     const targets = users as string[]
     const pad = 'x'.repeat(Number(size ?? 0))
-    const rate = Number(ratePerSecond ?? 0)
-    const started = now()
-    for (let i = 0; i < Number(count); i++) {
+    const ms = await paced(Number(count), Number(ratePerSecond ?? 0), 50, (i) => {
       const user = targets[Math.floor(Math.random() * targets.length)] as string
       io.to(`user:${user}`).emit('message', { i, t: now(), pad })
-      if (rate > 0) {
-        const due = started + ((i + 1) * 1000) / rate
-        const wait = due - now()
-        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
-      } else if (i % 50 === 49) await yieldToLoop()
-    }
-    return { ms: now() - started, failed: 0 }
+    })
+    return { ms, failed: 0 }
   },
   memory: () => ({ ...memoryAfterGc(), connections: io.engine.clientsCount })
 })

@@ -2,7 +2,7 @@
 // rooms in a Map, one pre-serialized frame written to every member.
 import { createServer } from 'node:http'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { memoryAfterGc, now, serveCommands, yieldToLoop } from '../harness.js'
+import { memoryAfterGc, now, paced, serveCommands } from '../harness.js'
 
 const rooms = new Map<string, Set<WebSocket>>()
 const server = createServer((_req, res) => res.writeHead(404).end())
@@ -41,13 +41,12 @@ serveCommands({
   fanout: async ({ room, count, size }) => {
     const pad = 'x'.repeat(Number(size))
     const members = rooms.get(String(room)) ?? new Set()
-    const started = now()
-    for (let i = 0; i < Number(count); i++) {
-      const frame = Buffer.from(JSON.stringify({ type: 'message', to: { room }, data: { i, t: now(), pad } }))
-      for (const socket of members) socket.send(frame, { binary: false })
-      if (i % 10 === 9) await yieldToLoop()
+    return {
+      ms: await paced(Number(count), 0, 10, (i) => {
+        const frame = Buffer.from(JSON.stringify({ type: 'message', to: { room }, data: { i, t: now(), pad } }))
+        for (const socket of members) socket.send(frame, { binary: false })
+      })
     }
-    return { ms: now() - started }
   },
   memory: () => ({ ...memoryAfterGc(), connections })
 })

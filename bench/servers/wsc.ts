@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import wsc from 'fastify-wsc'
 import mysql from 'mysql2/promise'
-import { memoryAfterGc, now, percentile, serveCommands, yieldToLoop } from '../harness.js'
+import { memoryAfterGc, now, paced, percentile, serveCommands } from '../harness.js'
 
 const app = Fastify({ logger: false })
 await app.register(wsc, {
@@ -22,32 +22,17 @@ serveCommands({
   },
   fanout: async ({ room, count, size }) => {
     const pad = 'x'.repeat(Number(size))
-    const started = now()
-    for (let i = 0; i < Number(count); i++) {
-      await app.wsc.sendToRoom(String(room), { i, t: now(), pad })
-      if (i % 10 === 9) await yieldToLoop()
-    }
-    return { ms: now() - started }
+    return { ms: await paced(Number(count), 0, 10, async (i) => app.wsc.sendToRoom(String(room), { i, t: now(), pad })) }
   },
   sendToUsers: async ({ users, count, ratePerSecond, size }) => {
     const targets = users as string[]
     const pad = 'x'.repeat(Number(size ?? 0))
-    const rate = Number(ratePerSecond ?? 0)
-    const started = now()
     let failed = 0
-    const inFlight: Array<Promise<unknown>> = []
-    for (let i = 0; i < Number(count); i++) {
+    const ms = await paced(Number(count), Number(ratePerSecond ?? 0), 50, async (i) => {
       const user = targets[Math.floor(Math.random() * targets.length)] as string
-      inFlight.push(app.wsc.sendToUser(user, { i, t: now(), pad }).catch(() => { failed++ }))
-      if (inFlight.length >= 200) await Promise.all(inFlight.splice(0))
-      if (rate > 0) {
-        const due = started + ((i + 1) * 1000) / rate
-        const wait = due - now()
-        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
-      } else if (i % 50 === 49) await yieldToLoop()
-    }
-    await Promise.all(inFlight)
-    return { ms: now() - started, failed }
+      await app.wsc.sendToUser(user, { i, t: now(), pad }).catch(() => { failed++ })
+    })
+    return { ms, failed }
   },
   memory: async () => ({ ...memoryAfterGc(), connections: await app.wsc.onlineCount() }),
   /** `count` sendToUser calls, `concurrency` at a time, over `users` users: each resolves once committed. */
