@@ -94,6 +94,27 @@ function chunks<T> (items: T[], size: number): T[][] {
 }
 
 /**
+ * KEYS presence; ARGV own node id, node channel prefix, message → nodes published to. Standalone and
+ * Sentinel only: publishes the routed event to the channel of every other node that hosts the user.
+ */
+const ROUTE_TO_USER = `
+local seen = {}
+local published = 0
+for _, nodeId in ipairs(redis.call('HVALS', KEYS[1])) do
+  if nodeId ~= ARGV[1] and not seen[nodeId] then
+    seen[nodeId] = true
+    redis.call('PUBLISH', ARGV[2] .. nodeId, ARGV[3])
+    published = published + 1
+  end
+end
+return published
+`
+
+interface RouteToUserClient {
+  wscRouteToUser (presenceKey: string, nodeId: string, channelPrefix: string, message: string): Promise<number>
+}
+
+/**
  * Cross-node routing over Redis (standalone, Sentinel or Cluster): the node registry, cluster-wide
  * presence and interest-based Pub/Sub. A send reaches only the nodes that host a target: a user's
  * nodes (from presence) on their node channels, a room's nodes on the room channel they subscribe to
@@ -149,6 +170,11 @@ export class RedisRouter implements Router {
     this.mode = options.mode
     this.keys = new RedisKeys(options.prefix)
     this.#commands = RedisCommandPool.of(options.commands)
+    if (this.mode !== 'cluster') {
+      for (const client of this.#commands.clients) {
+        if (typeof (client as unknown as Record<string, unknown>).wscRouteToUser !== 'function') client.defineCommand('wscRouteToUser', { numberOfKeys: 1, lua: ROUTE_TO_USER })
+      }
+    }
     this.#subscriber = options.subscriber
     this.#log = options.log
     this.#heartbeatInterval = options.heartbeatInterval
@@ -319,6 +345,14 @@ export class RedisRouter implements Router {
   async toUser (userId: string, event: RoutedEvent): Promise<void> {
     if (this.#local.has(userId)) this.#deliverLocally(event)
     // Presence read and publishes on the user's connection: concurrent sends to one user leave in send order.
+    if (this.mode !== 'cluster') {
+      // One round trip: the script reads the presence and publishes to every other hosting node.
+      const message = encodeRoutedEvent(this.#nodeId, event)
+      await this.#call(() => this.#commands.forUser(userId, (client) =>
+        (client as unknown as RouteToUserClient).wscRouteToUser(this.keys.presence(userId), this.#nodeId, this.keys.nodeChannel(''), message)))
+      return
+    }
+    // Sharded Pub/Sub cannot publish to another slot's channel from a script: read, then publish.
     const entries = await this.#call(() => this.#commands.forUser(userId, (client) => client.hgetall(this.keys.presence(userId))))
     const remote = new Set(Object.values(entries))
     remote.delete(this.#nodeId)
