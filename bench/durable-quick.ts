@@ -17,6 +17,7 @@ import type { MessageStore } from '../lib/message-store.js'
 import type { MySqlMessageStore } from '../lib/mysql-message-store.js'
 import { RedisMySqlMessageStore } from '../lib/redis-mysql-message-store.js'
 import wsc from '../plugins/index.js'
+import { deleteKeysWithPrefix } from '../test/redis-harness.js'
 
 const server = process.env.WSC_BENCH_MYSQL ?? 'mysql://root@127.0.0.1:3306'
 const redisUrl = process.env.WSC_BENCH_REDIS ?? 'redis://127.0.0.1:6379'
@@ -82,11 +83,6 @@ try {
 } finally {
   await admin.query(`DROP DATABASE IF EXISTS \`${database}\``)
   await admin.end()
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    if (keys.length > 0) await redis.del(...keys)
-    cursor = next
-  } while (cursor !== '0')
+  await deleteKeysWithPrefix(redis, prefix)
   redis.disconnect()
 }

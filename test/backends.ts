@@ -6,11 +6,12 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import net, { type AddressInfo, type Socket } from 'node:net'
+import net, { type Socket } from 'node:net'
 import type { TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import mysql, { type Pool } from 'mysql2/promise'
 import { within } from './helper.js'
+import { deleteKeysWithPrefix, freePort } from './redis-harness.js'
 
 export const MYSQL_HOST = process.env.WSC_TEST_MYSQL_HOST ?? '127.0.0.1'
 export const MYSQL_PORT = Number(process.env.WSC_TEST_MYSQL_PORT ?? 3306)
@@ -64,25 +65,10 @@ export async function testRedis (t: TestContext): Promise<TestRedis> {
   await client.connect()
   const prefix = `wsctest:${randomName()}:`
   t.after(async () => {
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500)
-      if (keys.length > 0) await client.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
+    await deleteKeysWithPrefix(client, prefix)
     await client.quit()
   })
   return { client, prefix }
-}
-
-async function freePort (): Promise<number> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 /** A redis-server of the test's own (no persistence), which the test may flush or `stop()`; stopped in `t.after`. */

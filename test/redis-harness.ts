@@ -77,16 +77,21 @@ export function clusterClient (t: TestContext, seeds: string[]): Cluster {
 }
 
 /** Deletes every key under `prefix` on the shared Redis (SCAN by pattern; never FLUSH). */
+/** Deletes every key under `prefix` (SCAN, never KEYS or FLUSH) through `client`. */
+export async function deleteKeysWithPrefix (client: Redis, prefix: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 1000)
+    cursor = next
+    if (keys.length > 0) await client.del(...keys)
+  } while (cursor !== '0')
+}
+
 export async function deletePrefix (addr: string, prefix: string): Promise<void> {
   const client = new Redis({ ...hostPort(addr), maxRetriesPerRequest: 1 })
   client.on('error', () => {})
   try {
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await client.del(...keys)
-    } while (cursor !== '0')
+    await deleteKeysWithPrefix(client, prefix)
   } finally {
     client.disconnect()
   }
