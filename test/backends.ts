@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import net, { type Socket } from 'node:net'
+import net, { type AddressInfo, type Socket } from 'node:net'
 import type { TestContext } from 'node:test'
 import { Redis } from 'ioredis'
 import mysql, { type Pool } from 'mysql2/promise'
