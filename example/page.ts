@@ -5,6 +5,7 @@ export const demoPage = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fastify-wsc demo</title>
+<link rel="icon" href="data:,">
 <style>
   body { font: 15px/1.4 system-ui, sans-serif; margin: 0; display: grid; grid-template-rows: auto 1fr; height: 100vh; }
   header { display: flex; gap: .5rem; align-items: center; padding: .6rem 1rem; background: #1f2937; color: #f9fafb; flex-wrap: wrap; }
