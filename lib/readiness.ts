@@ -77,7 +77,9 @@ export function evaluateReadiness (health: NodeHealth, pressure: PressureSample,
   if (limits.eventLoopDelayMs > 0 && pressure.eventLoopDelayMs > limits.eventLoopDelayMs) over.push(`event-loop delay over ${limits.eventLoopDelayMs} ms`)
   if (limits.heapUsedBytes > 0 && pressure.heapUsedBytes > limits.heapUsedBytes) over.push(`heap over ${Math.round(limits.heapUsedBytes / MIB)} MiB`)
   if (limits.rssBytes > 0 && pressure.rssBytes > limits.rssBytes) over.push(`RSS over ${Math.round(limits.rssBytes / MIB)} MiB`)
-  const load = `event-loop delay ${round(pressure.eventLoopDelayMs)} ms, heap ${Math.round(pressure.heapUsedBytes / MIB)} MiB, RSS ${Math.round(pressure.rssBytes / MIB)} MiB`
+  // A loop blocked through a whole sample interval leaves no delay sample: under-pressure reports Infinity.
+  const delay = Number.isFinite(pressure.eventLoopDelayMs) ? `event-loop delay ${round(pressure.eventLoopDelayMs)} ms` : 'event loop blocked for a whole sample interval'
+  const load = `${delay}, heap ${Math.round(pressure.heapUsedBytes / MIB)} MiB, RSS ${Math.round(pressure.rssBytes / MIB)} MiB`
   checks.push({
     name: 'pressure',
     state: pressure.underPressure ? 'fail' : 'pass',

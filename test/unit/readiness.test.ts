@@ -58,3 +58,11 @@ test('under pressure names the limit that was passed', () => {
   assert.equal(loaded.ready, false)
   assert.match(loaded.checks.find((c) => c.name === 'pressure')?.detail ?? '', /^under pressure \(event-loop delay over 1000 ms\)/)
 })
+
+test('a loop blocked through a whole sample is said so, not as "Infinity ms"', () => {
+  const blocked = evaluateReadiness(healthy, { ...calm, underPressure: true, eventLoopDelayMs: Infinity }, at)
+  const detail = blocked.checks.find((c) => c.name === 'pressure')?.detail ?? ''
+  assert.equal(blocked.ready, false)
+  assert.match(detail, /event loop blocked for a whole sample interval/)
+  assert.doesNotMatch(detail, /Infinity/)
+})
