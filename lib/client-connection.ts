@@ -89,11 +89,6 @@ export class ClientConnection {
     return !this.#closed && this.#socket.readyState === OPEN
   }
 
-  /** Frames handed to the socket and not yet flushed. */
-  get pendingWrites (): number {
-    return this.#pending
-  }
-
   /**
    * Delivers a routed frame; held while a replay runs. User messages (with `seq`) go out in ascending
    * seq order: one already sent is skipped, one above the next seq first has the gap read from the store.

@@ -341,11 +341,6 @@ export class WscNode extends EventEmitter<WscEvents> {
     return connection
   }
 
-  /** Resolves once the connection got `welcome` and its replay, or failed trying. */
-  whenSetUp (connection: ClientConnection): Promise<void> {
-    return this.#setups.get(connection) ?? Promise.resolve()
-  }
-
   /** The socket closed: forgets the connection everywhere. Safe to call more than once. */
   async release (connection: ClientConnection, code: number): Promise<void> {
     connection.markClosed()
