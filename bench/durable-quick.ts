@@ -27,7 +27,7 @@ const ROUNDS = Number(process.env.WSC_BENCH_ROUNDS ?? 5)
 async function app (options: { mysqlUrl?: string, messageStore?: MessageStore }): Promise<FastifyInstance> {
   const instance = Fastify({ logger: false })
   await instance.register(wsc, {
-    nodeId: 'bench',
+    server: { nodeId: 'bench' },
     authenticate: () => null,
     ...(options.mysqlUrl === undefined ? {} : { mysql: { url: options.mysqlUrl } }),
     ...(options.messageStore === undefined ? {} : { messageStore: options.messageStore })

@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import wsc, { extractBearerToken, redactToken, serializeRequest, type WscOptions } from 'fastify-wsc'
+import wsc, { bearer, redactToken, serializeRequest, type WscOptions } from 'fastify-wsc'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { verifyHs256 } from './jwt.js'
@@ -13,6 +13,7 @@ export interface ExampleOptions {
   jwtSecret?: string | undefined
   /** When set, /api/* requires `Authorization: Bearer <apiToken>`. */
   apiToken?: string | undefined
+  /** fastify-wsc's options; the example server passes `loadConfig({ env: process.env })`. */
   wsc?: WscOptions
   fastify?: FastifyServerOptions
 }
@@ -63,16 +64,10 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
 
   await app.register(wsc, {
     ...options.wsc,
-    authenticate: (request) => {
-      const token = extractBearerToken({
-        authorization: request.headers.authorization,
-        protocol: request.headers['sec-websocket-protocol'],
-        url: request.url
-      })
-      if (token === undefined) return null
-      const userId = jwtSecret === undefined || jwtSecret === '' ? token : verifyHs256(token, jwtSecret)
-      return userId === undefined ? null : { userId }
-    }
+    // The dashboards also chart request durations on the public port.
+    metrics: { ...options.wsc?.metrics, routeMetrics: true },
+    // In development the token is the user id; with a secret, an HS256 JWT whose `sub` is the user id.
+    authenticate: bearer((token) => jwtSecret === undefined || jwtSecret === '' ? token : verifyHs256(token, jwtSecret))
   })
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(demoPage))

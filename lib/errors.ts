@@ -6,11 +6,22 @@ export const ConfigError = createError('WSC_ERR_CONFIG', '%s', 500)
 /** A plugin option is missing or invalid. */
 export const OptionError = createError('WSC_ERR_OPTION', 'option %s: %s', 500, TypeError)
 
-/** `authenticate` may throw this to refuse an upgrade with HTTP 401. */
-export const UnauthorizedError = createError('WSC_ERR_UNAUTHORIZED', '%s', 401)
+const Unauthorized = createError('WSC_ERR_UNAUTHORIZED', '%s', 401)
+const Forbidden = createError('WSC_ERR_FORBIDDEN', '%s', 403)
 
-/** `authenticate` may throw this to refuse an upgrade with HTTP 403. */
-export const ForbiddenError = createError('WSC_ERR_FORBIDDEN', '%s', 403)
+/** `authenticate` may throw this to refuse an upgrade with HTTP 401; the message goes to the client. */
+export class UnauthorizedError extends Unauthorized {
+  constructor (message = 'unauthorized') {
+    super(message)
+  }
+}
+
+/** `authenticate` may throw this to refuse an upgrade with HTTP 403; the message goes to the client. */
+export class ForbiddenError extends Forbidden {
+  constructor (message = 'forbidden') {
+    super(message)
+  }
+}
 
 /** A dependency (Redis, MySQL) cannot be reached: the send was not accepted; retry later. */
 export const UnavailableError = createError('WSC_ERR_UNAVAILABLE', 'unavailable: %s', 503)

@@ -50,7 +50,7 @@ export class MemoryRouter implements Router {
   async nodes (): Promise<NodeInfo[]> {
     const node = this.#node
     if (node === undefined) return []
-    return [{ id: node.nodeId, ip: node.ip, port: node.port, startedAt: this.#startedAt, heartbeatAt: Date.now(), connections: node.connections(), version: node.version }]
+    return [{ id: node.nodeId, ip: node.ip, port: node.port(), startedAt: this.#startedAt, heartbeatAt: Date.now(), connections: node.connections(), version: node.version }]
   }
 
   async toUser (_userId: string, event: RoutedEvent): Promise<void> {

@@ -1,7 +1,7 @@
 import { networkInterfaces } from 'node:os'
 
-/** Where a node's id came from, in the order they are tried. */
-export type NodeIdSource = 'option' | 'POD_NAME' | 'HOSTNAME' | 'NODE_ID' | 'ip-port'
+/** Where a node's id came from: given, or made of its address. */
+export type NodeIdSource = 'option' | 'ip-port'
 
 /** A pod's identity as other nodes and operators see it. */
 export interface NodeIdentity {
@@ -15,15 +15,14 @@ export interface NodeIdentity {
 }
 
 export interface NodeIdentityInput {
-  /** An explicit id (plugin option `nodeId`); overrides every other source. */
+  /** An explicit id (`server.node_id`: the pod name); empty or absent: `<ip>-<port>`. */
   nodeId?: string | undefined
-  /** `server.node_ip` from the configuration (already merged with `WSC_NODE_IP`). */
+  /** `server.node_ip`; empty or absent: the first non-internal IPv4. */
   nodeIp?: string | undefined
-  /** `server.node_port` from the configuration (already merged with `WSC_NODE_PORT`). */
+  /** `server.node_port`; 0 or absent: the listen port. */
   nodePort?: number | undefined
   /** The port the HTTP server listens on, once known. */
   listenPort?: number | undefined
-  env?: NodeJS.ProcessEnv
   interfaces?: ReturnType<typeof networkInterfaces>
 }
 
@@ -43,27 +42,16 @@ export function firstExternalIPv4 (interfaces: ReturnType<typeof networkInterfac
 }
 
 /**
- * Resolves the node id: the explicit option, else the first non-empty of `POD_NAME`, `HOSTNAME`,
- * `NODE_ID`, else `<ip>-<port>` (ip from `WSC_NODE_IP`, `POD_IP` or the first non-internal IPv4;
- * port from `WSC_NODE_PORT` or the listen port). Returns `undefined` only when the id needs a port
- * that is not known yet (call again once the server listens).
+ * Resolves the node id from what it is given, nothing else: the explicit id, else `<ip>-<port>` (ip
+ * given or the first non-internal IPv4; port given or the listen port). Returns `undefined` only when
+ * the id needs a port that is not known yet (call again once the server listens). The port may stay
+ * `undefined` with an explicit id: it is filled in once the server listens.
  */
 export function resolveNodeIdentity (input: NodeIdentityInput = {}): NodeIdentity | undefined {
-  const env = input.env ?? process.env
-  const ip = nonEmpty(input.nodeIp) ?? nonEmpty(env.WSC_NODE_IP) ?? nonEmpty(env.POD_IP) ??
-    firstExternalIPv4(input.interfaces)
-  const envPort = nonEmpty(env.WSC_NODE_PORT)
-  const resolvedPort = input.nodePort ?? (envPort === undefined ? undefined : Number(envPort)) ?? input.listenPort
-
-  const named: Array<[NodeIdSource, string | undefined]> = [
-    ['option', nonEmpty(input.nodeId)],
-    ['POD_NAME', nonEmpty(env.POD_NAME)],
-    ['HOSTNAME', nonEmpty(env.HOSTNAME)],
-    ['NODE_ID', nonEmpty(env.NODE_ID)]
-  ]
-  for (const [source, nodeId] of named) {
-    if (nodeId !== undefined) return { nodeId, source, ip, port: resolvedPort }
-  }
-  if (resolvedPort === undefined) return undefined
-  return { nodeId: `${ip}-${resolvedPort}`, source: 'ip-port', ip, port: resolvedPort }
+  const ip = nonEmpty(input.nodeIp) ?? firstExternalIPv4(input.interfaces)
+  const port = input.nodePort !== undefined && input.nodePort !== 0 ? input.nodePort : input.listenPort
+  const nodeId = nonEmpty(input.nodeId)
+  if (nodeId !== undefined) return { nodeId, source: 'option', ip, port }
+  if (port === undefined) return undefined
+  return { nodeId: `${ip}-${port}`, source: 'ip-port', ip, port }
 }

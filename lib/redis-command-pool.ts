@@ -1,8 +1,13 @@
-import { Cluster, type Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { OptionError, UnavailableError } from './errors.js'
 
 /** A command client: standalone/Sentinel `Redis` or `Cluster`. */
 export type RedisClient = Redis | Cluster
+
+/** Whether a client is a Cluster one; by its flag, so a client from another copy of ioredis counts too. */
+export function isCluster (client: RedisClient): client is Cluster {
+  return client.isCluster
+}
 
 /**
  * The pool connection that serves `key` (a user id, a room name): FNV-1a (32 bit) of its UTF-16 code
@@ -34,7 +39,7 @@ export interface RedisCommandPoolOptions {
  * without an offline queue). Resolves once the client has a live connection to every master.
  */
 async function connectedToEveryMaster (client: RedisClient): Promise<void> {
-  if (!(client instanceof Cluster)) return
+  if (!isCluster(client)) return
   await Promise.allSettled(client.nodes('master').map((node) => node.ping()))
 }
 
@@ -241,10 +246,14 @@ export class RedisCommandPool {
     return this.#connections.filter((connection) => connection.connecting).length
   }
 
-  /** Closes every connection (the pool's owner calls this); safe to call more than once. */
-  close (): Promise<void> {
+  /**
+   * Closes every connection (the pool's owner calls this); safe to call more than once. With
+   * `quitClients` false the clients stay open (they belong to the app): only waiting commands are refused.
+   */
+  close (quitClients = true): Promise<void> {
     this.#closing ??= Promise.all(this.#connections.map(async (connection) => {
       connection.stopWaiting()
+      if (!quitClients) return
       try {
         if (connection.client.status === 'ready') await connection.client.quit()
       } catch {}

@@ -1,7 +1,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { WscConfig } from './config.js'
-import { ConfigError } from './errors.js'
-import { RedisCommandPool } from './redis-command-pool.js'
+import { ConfigError, OptionError } from './errors.js'
+import { isCluster, RedisCommandPool, type RedisClient } from './redis-command-pool.js'
 
 /** How the Redis deployment is reached. */
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
@@ -123,19 +123,52 @@ export function openRedisConnections (config: RedisConfig, options: { connectTim
   // The router reports the state; without a listener every reconnect attempt would log an unhandled 'error'.
   for (const client of [...commands, subscriber]) client.on('error', () => {})
   const pool = new RedisCommandPool(commands, { minReady: config.minIdleConns, connectTimeout: options.connectTimeout })
-  let closing: Promise<void> | undefined
-  return {
-    mode,
-    commands: pool,
-    subscriber,
-    close: () => (closing ??= Promise.all([
-      pool.close(),
-      (async () => {
-        try {
-          if (subscriber.status === 'ready') await subscriber.quit()
-        } catch {}
-        subscriber.disconnect()
-      })()
-    ]).then(() => {}))
+  return { mode, commands: pool, subscriber, close: closer(pool, subscriber, true) }
+}
+
+/**
+ * Connections around a client the app already has (`fastify.redis`, an ioredis `Redis` or `Cluster`):
+ * commands go through it, Pub/Sub through a duplicate of it (a subscribed connection can run nothing
+ * else) that these connections own. The app's client is closed only with `closeClient`. Its own
+ * settings apply: an offline queue or a keep-alive of its own stays the app's choice, but commands are
+ * still refused at once while it is not connected.
+ */
+export function adoptRedisClient (client: RedisClient, options: { closeClient: boolean, connectTimeout?: number }): RedisConnections {
+  const own = isCluster(client) ? { ...client.options.redisOptions, ...client.options } : client.options
+  if (typeof own.keyPrefix === 'string' && own.keyPrefix !== '') {
+    throw new OptionError('client', `the Redis client has keyPrefix ${JSON.stringify(own.keyPrefix)}; fastify-wsc builds its own keys: pass a client without keyPrefix and set the prefix option instead`)
   }
+  let mode: RedisMode
+  let subscriber: Redis | Cluster
+  if (isCluster(client)) {
+    mode = 'cluster'
+    subscriber = client.duplicate(undefined, {
+      enableOfflineQueue: true,
+      shardedSubscribers: true,
+      lazyConnect: false,
+      redisOptions: { ...client.options.redisOptions, connectionName: PUBSUB_CONNECTION_NAME }
+    })
+  } else {
+    mode = (client.options.sentinels?.length ?? 0) > 0 ? 'sentinel' : 'standalone'
+    subscriber = client.duplicate({ ...FAIL_FAST, autoResubscribe: false, lazyConnect: false, connectionName: PUBSUB_CONNECTION_NAME })
+  }
+  subscriber.on('error', () => {})
+  // A lazily connecting client would wait for a first command that start-up is itself waiting for.
+  if (client.status === 'wait') client.connect().catch(() => {})
+  const pool = new RedisCommandPool([client], { minReady: 1, connectTimeout: options.connectTimeout })
+  return { mode, commands: pool, subscriber, close: closer(pool, subscriber, options.closeClient) }
+}
+
+/** Closes the pool's clients (unless they are the app's) and the subscriber; the same promise each time. */
+function closer (pool: RedisCommandPool, subscriber: Redis | Cluster, quitClients: boolean): () => Promise<void> {
+  let closing: Promise<void> | undefined
+  return () => (closing ??= Promise.all([
+    pool.close(quitClients),
+    (async () => {
+      try {
+        if (subscriber.status === 'ready') await subscriber.quit()
+      } catch {}
+      subscriber.disconnect()
+    })()
+  ]).then(() => {}))
 }

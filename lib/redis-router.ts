@@ -531,7 +531,7 @@ export class RedisRouter implements Router {
     const info: NodeInfo = {
       id: node.nodeId,
       ip: node.ip,
-      port: node.port,
+      port: node.port(),
       startedAt: this.#startedAt,
       heartbeatAt: now,
       connections: node.connections(),

@@ -39,7 +39,8 @@ export type RoutedEvent =
 export interface LocalNode {
   nodeId: string
   ip: string
-  port: number | null
+  /** The HTTP port, read at every registry heartbeat (known once the server listens); null while unknown. */
+  port: () => number | null
   version: string
   /** Current local connection count, read at every registry heartbeat. */
   connections: () => number

@@ -79,7 +79,8 @@ export interface SendOptions {
 export interface NodeAddress {
   nodeId: string
   ip: string
-  port: number | null
+  /** Read whenever the registry entry is written: known once the server listens. */
+  port: () => number | null
 }
 
 /** How a drain spreads its closes; each default comes from the `drain.*` configuration. */
@@ -94,7 +95,10 @@ export interface DrainOptions {
 
 export interface WscNodeOptions {
   version: string
-  config: WscConfig
+  /** The `websocket.*` settings. */
+  websocket: WscConfig['websocket']
+  /** Defaults of {@link WscNode.drain} (`drain.*`). */
+  drain: Pick<WscConfig['drain'], 'window' | 'delay' | 'reconnectJitter'>
   router: Router
   store: MessageStore
   log: Logger
@@ -137,7 +141,7 @@ export class WscNode extends EventEmitter<WscEvents> {
   constructor (options: WscNodeOptions) {
     super()
     this.#options = options
-    this.#config = options.config.websocket
+    this.#config = options.websocket
     this.#router = options.router
     this.#store = options.store
     this.#log = options.log
@@ -232,7 +236,7 @@ export class WscNode extends EventEmitter<WscEvents> {
    * the same promise; a {@link close} during the drain cuts the window short.
    */
   drain (options: DrainOptions = {}): Promise<void> {
-    const defaults = this.#options.config.drain
+    const defaults = this.#options.drain
     this.#drained ??= this.#drain(options.windowMs ?? defaults.window, options.delayMs ?? defaults.delay, options.reconnectJitterMs ?? defaults.reconnectJitter)
     return this.#drained
   }
@@ -311,7 +315,7 @@ export class WscNode extends EventEmitter<WscEvents> {
     })
   }
 
-  /** Closes every connection (1001), lets sends in flight settle, then closes the router and the store. */
+  /** Closes every connection (1001), lets sends in flight settle, then closes the router (the store's owner closes the store). */
   async close (): Promise<void> {
     if (!this.#closing || this.hub.size > 0) await this.closeConnections(CloseCode.GOING_AWAY, 0)
     // A failed drain already rejected to its caller; closing goes on.
@@ -322,7 +326,6 @@ export class WscNode extends EventEmitter<WscEvents> {
       this.#started = false
       await this.#router.close()
     }
-    await this.#store.close()
   }
 
   // ---- connections (called by the transport) ----
@@ -579,7 +582,7 @@ export class WscNode extends EventEmitter<WscEvents> {
 
   #prepare (to: Target, data: unknown, from: string | null | undefined): { id: string, dataJson: string, from: string | null, ts: number } {
     if (this.#closing) throw new ClosedError('the node is shutting down')
-    if (!this.#started) throw new ClosedError('the node has not started yet (await app.ready())')
+    if (!this.#started) throw new ClosedError('the node is starting; retry shortly (it starts once the app is ready, or listens when its id is <ip>-<port>)')
     const reason = describeBadTarget(to, ['user', 'room', 'connection', 'broadcast'])
     if (reason !== undefined) throw new TargetError(reason)
     if (from !== undefined && from !== null && !isValidName(from)) throw new TargetError('from must be a non-empty string or null')

@@ -1,85 +1,100 @@
-import { existsSync, readFileSync } from 'node:fs'
+import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { loadConfig, type WscConfig, type WscConfigInput } from '../lib/config.js'
+import { resolveConfig, type ConfigSectionInput, type WscConfigInput } from '../lib/config.js'
 import type { MessageStore } from '../lib/message-store.js'
 import { isRedisConfigured } from '../lib/redis-connection.js'
-import type { RedisCommandPool } from '../lib/redis-command-pool.js'
-import { RedisMessageStore } from '../lib/redis-message-store.js'
 import type { Router } from '../lib/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/wsc-node.js'
 import health from './health.js'
-import metrics from './metrics.js'
-import mysqlStore from './mysql-store.js'
+import metrics, { type MetricsPluginOptions } from './metrics.js'
+import mysqlStore, { type MySqlStorePluginOptions } from './mysql-store.js'
 import nodeIdentity from './node-identity.js'
-import redisRouter from './redis-router.js'
+import redisRouter, { type RedisRouterPluginOptions } from './redis-router.js'
 import websocket, { type Authenticate } from './websocket.js'
 
-/** Options of `fastify.register(wsc, options)`: hooks, plus any configuration key (camelCase) to override. */
-export interface WscOptions extends WscConfigInput {
-  /** Explicit node id; overrides POD_NAME, HOSTNAME, NODE_ID and ip-port. */
-  nodeId?: string
-  /** Path of config.yaml; default: the WSC_CONFIG env var; none when neither is set. */
-  configFile?: string
+/**
+ * Options of `fastify.register(wsc, options)`: the hooks, and any configuration key (camelCase, by
+ * section: `websocket: { maxConnections: 5000 }`) — so `loadConfig({ env: process.env })` can be spread
+ * in. Plus what the app already has: `redis.client`, `mysql.client`, `metrics.registry`.
+ */
+export interface WscOptions extends Omit<WscConfigInput, 'redis' | 'mysql' | 'metrics'> {
+  /** Redis for cross-node routing (`redis.*`): `client` (an ioredis client of the app's) or `addr`, `sentinels`, `clusterNodes`. */
+  redis?: (ConfigSectionInput<'redis'> & Pick<RedisRouterPluginOptions, 'client' | 'closeClient'>) | undefined
+  /** MySQL to persist user messages (`mysql.*`): `client` (a pool of the app's, e.g. `fastify.mysql`) or `url`/`host`. */
+  mysql?: (ConfigSectionInput<'mysql'> & Pick<MySqlStorePluginOptions, 'client' | 'poolOptions'>) | undefined
+  /** Prometheus metrics (`metrics.*`): a server of their own only with `port`. */
+  metrics?: (ConfigSectionInput<'metrics'> & Pick<MetricsPluginOptions, 'registry' | 'processMetrics' | 'routeMetrics'>) | undefined
   /** Who opens a connection; runs before the upgrade. Default: every connection is an anonymous user. */
-  authenticate?: Authenticate
+  authenticate?: Authenticate | undefined
   /** Whether a connection may join a room. Default: any room. */
-  authorizeJoin?: AuthorizeJoin
+  authorizeJoin?: AuthorizeJoin | undefined
   /** Whether a connection may publish. Default: to rooms it has joined, and to any user. */
-  authorizePublish?: AuthorizePublish
-  /** A custom cross-node router (advanced); default: chosen from the configuration. */
-  router?: Router
-  /** A custom message store (advanced); default: chosen from the configuration. */
-  messageStore?: MessageStore
+  authorizePublish?: AuthorizePublish | undefined
+  /** A cross-node router of your own (advanced); default: Redis when configured, else in memory. */
+  router?: Router | undefined
+  /** A message store of your own (advanced); default: MySQL when configured, else Redis, else in memory. */
+  messageStore?: MessageStore | undefined
 }
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The resolved configuration (options > env > config.yaml > defaults). */
-    wscConfig: WscConfig
-  }
-}
+/**
+ * fastify-wsc in one call: registers the capability plugins in the order of the Kubernetes topology —
+ * the pod (`node-identity`), the Redis Service (`redis-router`, when Redis is configured), the MySQL
+ * Service (`mysql-store`, when MySQL is configured), the container port behind the Ingress
+ * (`websocket`), the kubelet's probes (`health`) and Prometheus (`metrics`).
+ */
+async function registerWsc (fastify: FastifyInstance, options: WscOptions): Promise<void> {
+  const {
+    authenticate, authorizeJoin, authorizePublish, router, messageStore,
+    redis: { client: redisClient, closeClient, ...redisKeys } = {},
+    mysql: { client: mysqlClient, poolOptions, ...mysqlKeys } = {},
+    metrics: { registry, processMetrics, routeMetrics, ...metricsKeys } = {},
+    ...sections
+  } = options
+  const config = resolveConfig({ ...sections, redis: redisKeys, mysql: mysqlKeys, metrics: metricsKeys })
 
-// The package root is one level up from plugins/ in the sources and two levels up from dist/plugins/.
-const packageJson = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((url) => existsSync(url))
-const { version } = JSON.parse(readFileSync(packageJson ?? new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-
-/** fastify-wsc: registers node identity, routing, storage and the `/ws` route from one options object. */
-async function wsc (fastify: import('fastify').FastifyInstance, opts: WscOptions): Promise<void> {
-  const { nodeId, configFile, authenticate, authorizeJoin, authorizePublish, router, messageStore, ...configOptions } = opts
-  const config = loadConfig({ options: configOptions, file: configFile })
-  fastify.decorate('wscConfig', config)
-  await fastify.register(nodeIdentity, { nodeId, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
+  await fastify.register(nodeIdentity, config.server)
   // Stores and routers first, the WebSocket route last: onClose (reverse order) closes sockets before pools.
-  let crossNode = router
-  let redis: RedisCommandPool | undefined
-  if (crossNode === undefined && isRedisConfigured(config.redis) && config.distributed.enabled) {
-    await fastify.register(redisRouter)
-    crossNode = fastify.wscRouter
-    redis = fastify.wscRedisPool
+  if (router === undefined && config.distributed.enabled && (redisClient !== undefined || isRedisConfigured(config.redis))) {
+    const { heartbeatInterval, nodeDiscoveryInterval } = config.distributed
+    await fastify.register(redisRouter, { ...config.redis, client: redisClient, closeClient, heartbeatInterval, nodeDiscoveryInterval })
   }
-  let store = messageStore
-  if (store === undefined && (config.mysql.url !== '' || config.mysql.host !== '')) {
-    await fastify.register(mysqlStore, { config, redis })
-    store = fastify.wscStore
-  } else if (store === undefined && redis !== undefined) {
-    store = new RedisMessageStore(redis, { prefix: config.redis.prefix, inboxSize: config.store.inboxSize })
+  if (messageStore === undefined && (mysqlClient !== undefined || config.mysql.url !== '' || config.mysql.host !== '')) {
+    await fastify.register(mysqlStore, { ...config.mysql, ...config.store, client: mysqlClient, poolOptions })
   }
-  await fastify.register(websocket, { config, authenticate, authorizeJoin, authorizePublish, router: crossNode, store, version })
-  // They observe the node the websocket plugin made; their onClose runs first, after the drain.
-  if (config.metrics.enabled) await fastify.register(metrics, { config })
-  if (config.health.enabled) await fastify.register(health, { config })
+  const { window, delay, reconnectJitter } = config.drain
+  await fastify.register(websocket, {
+    ...config.websocket,
+    inboxSize: config.store.inboxSize,
+    drain: { window, delay, reconnectJitter },
+    authenticate,
+    authorizeJoin,
+    authorizePublish,
+    router,
+    store: messageStore
+  })
+  const { enabled: healthEnabled, ...probes } = config.health
+  if (healthEnabled) await fastify.register(health, probes)
+  if (config.metrics.enabled) await fastify.register(metrics, { port: config.metrics.port, host: config.metrics.host, registry, processMetrics, routeMetrics })
 }
 
-export default fp(wsc, { name: 'fastify-wsc', fastify: '5.x' })
-export { wsc }
-export type { Authenticate, Wsc } from './websocket.js'
-export { serializeRequest } from './websocket.js'
-export type { WscConfig, WscConfigInput } from '../lib/config.js'
+/** The umbrella plugin (`fastify-wsc`). */
+export const wsc = fp(registerWsc, { name: 'fastify-wsc', fastify: '5.x' })
+export default wsc
+
+export { nodeIdentity, redisRouter, mysqlStore, websocket, health, metrics }
+export { bearer, type VerifiedToken, type VerifyToken } from './bearer.js'
+export type { NodeIdentityOptions, NodeIdentityState } from './node-identity.js'
+export type { RedisRouterPluginOptions, WscRedis } from './redis-router.js'
+export type { MySqlPoolSource, MySqlStorePluginOptions } from './mysql-store.js'
+export type { Authenticate, Wsc, WebsocketPluginOptions } from './websocket.js'
+export { serializeRequest, RETRY_AFTER_SECONDS } from './websocket.js'
+export type { HealthPluginOptions, ReadinessBody } from './health.js'
+export type { MetricsPluginOptions, WscMetrics } from './metrics.js'
+export { loadConfig, resolveConfig, CONFIG_KEYS, type ConfigKey, type ConfigSectionInput, type LoadConfigInput, type WscConfig, type WscConfigInput } from '../lib/config.js'
+export type { NodeIdentity, NodeIdSource } from '../lib/node-identity.js'
 export type { AuthResult, AuthorizeJoin, AuthorizeJoinContext, AuthorizePublish, AuthorizePublishContext, ConnectEvent, DisconnectEvent, DrainOptions, MessageEvent, SendOptions, SendResult } from '../lib/wsc-node.js'
 export type { NodeHealth, ReadinessCheck } from '../lib/readiness.js'
 export type { FrameKind, TargetKind, WscObserver } from '../lib/observer.js'
-export type { ReadinessBody } from './health.js'
-export type { WscMetrics } from './metrics.js'
 export type { NodeInfo, PresenceEntry, Router, RouterStatus } from '../lib/router.js'
 export type { Durability, MessageStore, StoredMessage, StoreStatus } from '../lib/message-store.js'
 export type { Target } from '../lib/protocol.js'

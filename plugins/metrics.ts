@@ -2,20 +2,30 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyMetrics from 'fastify-metrics'
 import fp from 'fastify-plugin'
-import { Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from 'prom-client'
 import type { DropReason } from '../lib/client-connection.js'
-import type { WscConfig } from '../lib/config.js'
+import { resolveSection, type ConfigSectionInput } from '../lib/config.js'
+import { OptionError } from '../lib/errors.js'
 import type { FrameKind, TargetKind, WscObserver } from '../lib/observer.js'
 
-export interface MetricsPluginOptions {
-  config: WscConfig
+/**
+ * Options of the `metrics` plugin: `port` and `host` (the `metrics.*` keys) for a server of its own,
+ * else none; the registry to fill; and what to measure besides the node's own metrics.
+ */
+export interface MetricsPluginOptions extends Omit<ConfigSectionInput<'metrics'>, 'enabled'> {
+  /** The registry to register the metrics in (for example the app's own); default a new one, `app.wscMetrics.registry`. */
+  registry?: Registry | undefined
+  /** prom-client's process metrics (CPU, memory, event loop, GC) in the registry; default: only with a port of its own. */
+  processMetrics?: boolean | undefined
+  /** Request duration of every route of the app, through fastify-metrics; default false (refused if the app registered fastify-metrics). */
+  routeMetrics?: boolean | undefined
 }
 
-/** The app's Prometheus metrics, served on `metrics.port` only. */
+/** The node's Prometheus metrics. */
 export interface WscMetrics {
-  /** This app's own registry (several apps in one process do not collide): every metric in docs/metrics.md. */
+  /** The registry with every metric of docs/metrics.md: serve it from a route of the app's when there is no metrics port. */
   readonly registry: Registry
-  /** The port the metrics server listens on once the app is ready (the bound one when `metrics.port` is 0). */
+  /** The port of the metrics server once the app is ready (the bound one when `port` is 0); undefined without one. */
   readonly port: number | undefined
 }
 
@@ -34,24 +44,32 @@ const KNOWN_CLOSE_CODES = new Set([1000, 1001, 1002, 1003, 1005, 1006, 1007, 100
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]
 
 /**
- * Prometheus metrics: process and route metrics (fastify-metrics) and the node's own, in a registry of
- * this app's, served at `/metrics` by a second Fastify instance on `metrics.port`, never the public port.
+ * What Prometheus scrapes: the node's metrics in a registry (the app's or one of its own), served at
+ * `/metrics` by a second Fastify instance only when given a port (never the public port); process and
+ * route metrics only when asked.
  */
-async function metrics (fastify: FastifyInstance, { config }: MetricsPluginOptions): Promise<void> {
-  const registry = new Registry()
+async function registerMetrics (fastify: FastifyInstance, options: MetricsPluginOptions): Promise<void> {
+  const { registry = new Registry(), processMetrics, routeMetrics = false, ...serverOptions } = options
+  const settings = resolveSection('metrics', serverOptions, 'wsc-metrics')
   const registers = [registry]
   const node = fastify.wsc
 
-  await fastify.register(fastifyMetrics.default, {
-    endpoint: null,
-    defaultMetrics: { enabled: true, register: registry },
-    routeMetrics: {
-      enabled: true,
-      // Routes registered before this plugin (/ws, the user's) count too; unknown URLs share one label.
-      registeredRoutesOnly: false,
-      overrides: { histogram: { registers }, summary: { registers } }
+  if (processMetrics ?? (settings.port !== undefined && options.registry === undefined)) collectDefaultMetrics({ register: registry })
+  if (routeMetrics) {
+    if (fastify.hasDecorator('metrics')) {
+      throw new OptionError('routeMetrics', 'the app already registered fastify-metrics, which measures its routes: leave routeMetrics off')
     }
-  })
+    await fastify.register(fastifyMetrics.default, {
+      endpoint: null,
+      defaultMetrics: { enabled: false },
+      routeMetrics: {
+        enabled: true,
+        // Routes registered before this plugin (/ws, the user's) count too; unknown URLs share one label.
+        registeredRoutesOnly: false,
+        overrides: { histogram: { registers }, summary: { registers } }
+      }
+    })
+  }
 
   /** A gauge read when Prometheus scrapes. */
   const gauge = (configuration: GaugeConfiguration<string>): void => registry.registerMetric(new Gauge({ ...configuration, registers: [] }))
@@ -111,16 +129,11 @@ async function metrics (fastify: FastifyInstance, { config }: MetricsPluginOptio
   node.observe(observer)
 
   fastify.addHook('onResponse', async (request, reply) => {
-    if (request.ws && reply.statusCode >= 400 && request.routeOptions.url === config.websocket.path) {
+    if (request.ws && reply.statusCode >= 400 && request.routeOptions.config.wscUpgrade === true) {
       refused.inc({ status: String(reply.statusCode) })
     }
   })
 
-  const server = Fastify({ loggerInstance: fastify.log.child({ server: 'metrics' }) })
-  server.get('/metrics', { logLevel: 'silent' }, async (_request, reply) => {
-    const text = await registry.metrics()
-    return reply.type(registry.contentType).send(text)
-  })
   let port: number | undefined
   fastify.decorate('wscMetrics', {
     registry,
@@ -128,9 +141,20 @@ async function metrics (fastify: FastifyInstance, { config }: MetricsPluginOptio
       return port
     }
   })
+  if (settings.port === undefined) return
 
+  const wanted = settings.port
+  const server = Fastify({ loggerInstance: fastify.log.child({ server: 'metrics' }) })
+  server.get('/metrics', { logLevel: 'silent' }, async (_request, reply) => {
+    const text = await registry.metrics()
+    return reply.type(registry.contentType).send(text)
+  })
   fastify.addHook('onReady', async () => {
-    await server.listen({ port: config.metrics.port, host: config.metrics.host, listenTextResolver: (address) => `metrics at ${address}/metrics` })
+    try {
+      await server.listen({ port: wanted, host: settings.host, listenTextResolver: (address) => `metrics at ${address}/metrics` })
+    } catch (err) {
+      throw new OptionError('metrics.port', `the metrics server cannot listen on ${settings.host}:${wanted}: ${(err as Error).message}`)
+    }
     port = (server.server.address() as AddressInfo).port
   })
   fastify.addHook('onClose', async () => {
@@ -138,4 +162,6 @@ async function metrics (fastify: FastifyInstance, { config }: MetricsPluginOptio
   })
 }
 
-export default fp(metrics, { name: 'wsc-metrics', fastify: '5.x', dependencies: ['wsc-websocket'] })
+/** The `metrics` plugin (`wsc-metrics`): decorates `fastify.wscMetrics`. */
+export const metrics = fp(registerMetrics, { name: 'wsc-metrics', fastify: '5.x', dependencies: ['wsc-websocket'] })
+export default metrics

@@ -1,26 +1,36 @@
 import type { FastifyInstance } from 'fastify'
-import fastifyMysql, { type MySQLPromisePool } from '@fastify/mysql'
+import fastifyMysql, { type MySQLPool, type MySQLPromisePool } from '@fastify/mysql'
 import fp from 'fastify-plugin'
-import type { PoolOptions } from 'mysql2/promise'
-import type { WscConfig } from '../lib/config.js'
+import type { Pool as CallbackPool } from 'mysql2'
+import type { Pool, PoolOptions } from 'mysql2/promise'
+import { resolveSection, type ConfigSectionInput, type WscConfig } from '../lib/config.js'
+import { OptionError } from '../lib/errors.js'
 import type { MessageStore } from '../lib/message-store.js'
 import { MySqlMessageStore } from '../lib/mysql-message-store.js'
 import type { MigrationResult } from '../lib/mysql-schema.js'
 import { RedisMySqlMessageStore } from '../lib/redis-mysql-message-store.js'
-import type { RedisClient, RedisCommandPool } from '../lib/redis-command-pool.js'
 
-export interface MySqlStorePluginOptions {
-  /** The resolved configuration: `mysql.*` for the pool, `store.*` for batching and retention. */
-  config: WscConfig
-  /** More mysql2 pool options (TLS, timeouts…), applied over those from `config.mysql`; never mutated. */
-  pool?: PoolOptions | undefined
-  /** The router's Redis command connections: with them, recent messages are also kept in a Redis window per user. */
-  redis?: RedisCommandPool | RedisClient | undefined
+/** A MySQL pool the app already has: `fastify.mysql` of @fastify/mysql (with or without `promise`), or a mysql2 pool. */
+export type MySqlPoolSource = MySQLPool | MySQLPromisePool | Pool | CallbackPool
+
+/**
+ * Options of the `mysql-store` plugin: where the pool comes from (`client`, or the `mysql.*` keys:
+ * `url`, or `host`/`port`/`user`/`password`/`database`, with `poolSize`), and the `store.*` keys
+ * (`batchSize`, `retentionAge`, `retentionCount`, `cleanupInterval`, and `inboxSize` for the Redis window).
+ */
+export interface MySqlStorePluginOptions extends ConfigSectionInput<'mysql'>, ConfigSectionInput<'store'> {
+  /**
+   * A pool the app already has; not closed by the plugin. Default: `fastify.mysql` when @fastify/mysql
+   * is registered and neither `url` nor `host` is given.
+   */
+  client?: MySqlPoolSource | undefined
+  /** More mysql2 pool options (TLS, timeouts…) for a pool of the plugin's own, applied over `mysql.*`; never mutated. */
+  poolOptions?: PoolOptions | undefined
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The durable message store (MySQL, with a Redis window when Redis is configured). */
+    /** The store of user messages: numbers them and keeps them for `since` replay (MySQL with `mysql-store`, else Redis or memory). */
     wscStore: MessageStore
   }
 }
@@ -33,33 +43,61 @@ function poolOptions (mysql: WscConfig['mysql'], extra: PoolOptions | undefined)
   return { ...target, connectionLimit: mysql.poolSize, connectTimeout: 5000, enableKeepAlive: true, ...extra }
 }
 
-/**
- * The MySQL message store: a pool through @fastify/mysql (in its own encapsulated context, so the
- * app may register @fastify/mysql for itself), the schema migrated before the app is ready, the store
- * decorated as `fastify.wscStore` and closed (queued messages written) before the pool ends.
- */
-async function mysqlStore (fastify: FastifyInstance, opts: MySqlStorePluginOptions): Promise<void> {
-  const { config, redis } = opts
+/** The promise API over whatever pool the app has: @fastify/mysql's decorator and mysql2's promise pool both hold the core pool. */
+function promisePool (source: MySqlPoolSource): Pool {
+  let core: unknown = source
+  while (typeof core === 'object' && core !== null && 'pool' in core && typeof core.pool === 'object' && core.pool !== null) core = core.pool
+  const pool = core as Partial<CallbackPool>
+  if (typeof pool.promise !== 'function' || typeof pool.getConnection !== 'function') {
+    throw new OptionError('client', 'wsc-mysql-store needs a MySQL pool (@fastify/mysql registered without type: "connection", or a mysql2 pool)')
+  }
+  return pool.promise()
+}
+
+/** A pool of the plugin's own through @fastify/mysql, in a context of its own so it leaves the app's `fastify.mysql` free. */
+async function ownPool (fastify: FastifyInstance, options: PoolOptions): Promise<Pool> {
   let db: MySQLPromisePool | undefined
   await fastify.register(async function wscMysqlPool (child) {
     // @fastify/mysql deletes keys from the object it is given: it gets a fresh one.
-    await child.register(fastifyMysql, { ...poolOptions(config.mysql, opts.pool), promise: true })
+    await child.register(fastifyMysql, { ...options, promise: true })
     db = (child as unknown as { mysql: MySQLPromisePool }).mysql
   })
   if (db === undefined) throw new Error('@fastify/mysql registered no pool')
-  const storeOptions = {
-    batchSize: config.store.batchSize,
-    retentionAge: config.store.retentionAge,
-    retentionCount: config.store.retentionCount,
-    cleanupInterval: config.store.cleanupInterval
-  }
-  const store: MessageStore & { start: () => Promise<MigrationResult> } = redis === undefined
-    ? new MySqlMessageStore(db.pool, storeOptions)
-    : new RedisMySqlMessageStore(redis, db.pool, { ...storeOptions, prefix: config.redis.prefix, inboxSize: config.store.inboxSize })
-  const migration = await store.start()
-  fastify.log.info({ schemaVersion: migration.version, applied: migration.applied }, 'mysql message store ready')
-  fastify.decorate('wscStore', store)
-  fastify.addHook('onClose', async () => store.close())
+  return db.pool
 }
 
-export default fp(mysqlStore, { name: 'wsc-mysql-store', fastify: '5.x' })
+/**
+ * The MySQL Service: persists user messages so users who were offline get them. The pool is the app's
+ * (`client`, or `fastify.mysql`) or its own; the schema is migrated before the app is ready; the store is
+ * decorated as `fastify.wscStore` and closed (queued messages written) before any pool ends. With the
+ * `redis-router` registered first, recent messages are also kept in a Redis window per user.
+ */
+async function registerMysqlStore (fastify: FastifyInstance, options: MySqlStorePluginOptions): Promise<void> {
+  const { client, poolOptions: extraPoolOptions, url, host, port, user, password, database, poolSize, ...storeOptions } = options
+  const mysql = resolveSection('mysql', { url, host, port, user, password, database, poolSize }, 'wsc-mysql-store')
+  const store = resolveSection('store', storeOptions, 'wsc-mysql-store')
+  const connectionGiven = mysql.url !== '' || mysql.host !== ''
+  if (client !== undefined && connectionGiven) throw new OptionError('client', 'wsc-mysql-store takes either client or url/host, not both')
+  let pool: Pool
+  if (client !== undefined) {
+    pool = promisePool(client)
+  } else if (connectionGiven) {
+    pool = await ownPool(fastify, poolOptions(mysql, extraPoolOptions))
+  } else if (fastify.hasDecorator('mysql')) {
+    pool = promisePool((fastify as unknown as { mysql: MySqlPoolSource }).mysql)
+  } else {
+    throw new OptionError('client', 'wsc-mysql-store needs a MySQL pool: register @fastify/mysql before it, or pass client, url or host')
+  }
+  const settings = { batchSize: store.batchSize, retentionAge: store.retentionAge, retentionCount: store.retentionCount, cleanupInterval: store.cleanupInterval }
+  const messageStore: MessageStore & { start: () => Promise<MigrationResult> } = fastify.hasDecorator('wscRedis')
+    ? new RedisMySqlMessageStore(fastify.wscRedis.commands, pool, { ...settings, prefix: fastify.wscRedis.prefix, inboxSize: store.inboxSize })
+    : new MySqlMessageStore(pool, settings)
+  const migration = await messageStore.start()
+  fastify.log.info({ schemaVersion: migration.version, applied: migration.applied }, 'mysql message store ready')
+  fastify.decorate('wscStore', messageStore)
+  fastify.addHook('onClose', async () => messageStore.close())
+}
+
+/** The `mysql-store` plugin (`wsc-mysql-store`): decorates `fastify.wscStore`. */
+export const mysqlStore = fp(registerMysqlStore, { name: 'wsc-mysql-store', fastify: '5.x' })
+export default mysqlStore

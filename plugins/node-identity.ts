@@ -1,17 +1,19 @@
 import type { AddressInfo } from 'node:net'
 import fp from 'fastify-plugin'
+import { resolveSection, type ConfigSectionInput } from '../lib/config.js'
 import { resolveNodeIdentity, type NodeIdentity } from '../lib/node-identity.js'
 
-export interface NodeIdentityPluginOptions {
-  /** Explicit node id; overrides POD_NAME, HOSTNAME, NODE_ID and ip-port. */
-  nodeId?: string | undefined
-  /** `server.node_ip`. */
-  nodeIp?: string | undefined
-  /** `server.node_port`; 0 or undefined: WSC_NODE_PORT, else the listen port. */
-  nodePort?: number | undefined
-}
+/**
+ * Options of the `node-identity` plugin (the `server.*` keys): `nodeId` (the pod name; default
+ * `<ip>-<port>`), `nodeIp` (default: the first non-internal IPv4), `nodePort` (default: the listen port).
+ */
+export type NodeIdentityOptions = ConfigSectionInput<'server'>
 
-/** This pod's identity; `resolved` waits for the listen port when the id is `<ip>-<port>` and no port is configured. */
+/**
+ * This pod's identity. `current` is set at registration when the id is given, else once the server
+ * listens (the id is then `<ip>-<port>`); its `port` is filled in from the listen port when not given.
+ * `resolved` settles with the id as soon as it is known.
+ */
 export interface NodeIdentityState {
   current: NodeIdentity | undefined
   resolved: Promise<NodeIdentity>
@@ -19,25 +21,35 @@ export interface NodeIdentityState {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** This node's id (POD_NAME > HOSTNAME > NODE_ID > ip-port), ip and port. */
+    /** This node's id, ip and port, as the registry and operators see them. */
     wscIdentity: NodeIdentityState
   }
 }
 
-export default fp<NodeIdentityPluginOptions>(async function nodeIdentity (fastify, opts) {
-  const input = { nodeId: opts.nodeId, nodeIp: opts.nodeIp, nodePort: opts.nodePort === 0 ? undefined : opts.nodePort }
+/** The pod: names this Fastify instance in the cluster. Reads nothing but its options. */
+async function registerNodeIdentity (fastify: import('fastify').FastifyInstance, options: NodeIdentityOptions): Promise<void> {
+  const server = resolveSection('server', options, 'wsc-node-identity')
+  const input = { nodeId: server.nodeId, nodeIp: server.nodeIp, nodePort: server.nodePort }
   const current = resolveNodeIdentity(input)
   let settle: (identity: NodeIdentity) => void = () => {}
   const state: NodeIdentityState = {
     current,
     resolved: current === undefined ? new Promise((resolve) => { settle = resolve }) : Promise.resolve(current)
   }
-  if (current === undefined) {
+  if (current === undefined || current.port === undefined) {
     fastify.addHook('onListen', async function () {
       const listenPort = (fastify.server.address() as AddressInfo).port
-      state.current = resolveNodeIdentity({ ...input, listenPort })
-      if (state.current !== undefined) settle(state.current)
+      if (state.current === undefined) {
+        state.current = resolveNodeIdentity({ ...input, listenPort })
+        if (state.current !== undefined) settle(state.current)
+      } else {
+        state.current.port ??= listenPort
+      }
     })
   }
   fastify.decorate('wscIdentity', state)
-}, { name: 'wsc-node-identity', fastify: '5.x' })
+}
+
+/** The `node-identity` plugin (`wsc-node-identity`): decorates `fastify.wscIdentity`. */
+export const nodeIdentity = fp(registerNodeIdentity, { name: 'wsc-node-identity', fastify: '5.x' })
+export default nodeIdentity

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { ServerResponse } from 'node:http'
+import { ServerResponse, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
@@ -7,12 +7,14 @@ import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { redactToken, selectSubprotocol } from '../lib/bearer-token.js'
 import type { ClientConnection } from '../lib/client-connection.js'
-import type { WscConfig } from '../lib/config.js'
+import { resolveSection, type ConfigSectionInput } from '../lib/config.js'
 import type { MessageStore } from '../lib/message-store.js'
 import { MemoryMessageStore } from '../lib/memory-message-store.js'
 import { MemoryRouter } from '../lib/memory-router.js'
 import type { NodeIdentity } from '../lib/node-identity.js'
+import { PACKAGE_VERSION } from '../lib/package-version.js'
 import { CloseCode, isValidName } from '../lib/protocol.js'
+import { RedisMessageStore } from '../lib/redis-message-store.js'
 import type { Router } from '../lib/router.js'
 import { WscNode, type AuthResult, type AuthorizeJoin, type AuthorizePublish } from '../lib/wsc-node.js'
 
@@ -29,22 +31,36 @@ export type Wsc = Pick<WscNode,
   'joinRoom' | 'leaveRoom' | 'isOnline' | 'presence' | 'onlineCount' | 'nodes' | 'routerStatus' | 'on' | 'once' | 'off' |
   'drain' | 'draining' | 'health' | 'observe'>
 
-export interface WebsocketPluginOptions {
-  config: WscConfig
+/**
+ * Options of the `websocket` plugin: the `websocket.*` keys (`path`, `maxConnections`, `maxPayload`,
+ * rate limits…), the hooks, `inboxSize` for the default message store and `drain` for the defaults of
+ * `app.wsc.drain()`.
+ */
+export interface WebsocketPluginOptions extends ConfigSectionInput<'websocket'> {
+  /** Who opens a connection; runs before the upgrade. Default: every connection is an anonymous user. */
   authenticate?: Authenticate | undefined
+  /** Whether a connection may join a room. Default: any room. */
   authorizeJoin?: AuthorizeJoin | undefined
+  /** Whether a connection may publish. Default: to rooms it has joined, and to any user. */
   authorizePublish?: AuthorizePublish | undefined
-  /** Cross-node routing; default: the in-memory router (one node). */
+  /** Messages kept per user by the default store (in memory, or in Redis with `redis-router`); `store.inbox_size`. */
+  inboxSize?: number | string | undefined
+  /** Defaults of `app.wsc.drain()`: `window`, `delay`, `reconnectJitter` (`drain.*`). */
+  drain?: Pick<ConfigSectionInput<'drain'>, 'window' | 'delay' | 'reconnectJitter'> | undefined
+  /** A router of your own (advanced). Default: `fastify.wscRouter` when registered, else in memory (one node). */
   router?: Router | undefined
-  /** User message store; default: in memory. */
+  /** A message store of your own (advanced). Default: `fastify.wscStore` when registered, else Redis with `redis-router`, else in memory. */
   store?: MessageStore | undefined
-  version: string
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Messaging across the cluster: send, kick, presence and connection events. */
     wsc: Wsc
+  }
+  interface FastifyContextConfig {
+    /** Set on fastify-wsc's own WebSocket route, so the health and metrics plugins leave the app's routes alone. */
+    wscUpgrade?: boolean
   }
 }
 
@@ -67,55 +83,87 @@ function isUpgrade (request: FastifyRequest): boolean {
   return request.headers.upgrade?.toLowerCase() === 'websocket'
 }
 
+/** Refuses an upgrade with an HTTP answer in Fastify's error shape. */
 function refuse (reply: FastifyReply, statusCode: number, message: string, retryAfter?: number): FastifyReply {
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
-  return reply.code(statusCode).send({ statusCode, error: message })
+  return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message })
 }
 
-export default fp<WebsocketPluginOptions>(async function websocket (fastify: FastifyInstance, opts) {
-  const { config, version } = opts
-  const authenticate: Authenticate = opts.authenticate ?? (() => ({ userId: `anonymous-${randomUUID()}` }))
-  if (opts.authenticate === undefined) {
+/** The store used when none is registered: the router's Redis when there is one, else memory. */
+function defaultStore (fastify: FastifyInstance, inboxSize: number): MessageStore {
+  if (fastify.hasDecorator('wscRedis')) return new RedisMessageStore(fastify.wscRedis.commands, { prefix: fastify.wscRedis.prefix, inboxSize })
+  return new MemoryMessageStore(inboxSize)
+}
+
+/**
+ * The container port behind the Ingress: the `/ws` route and `app.wsc`. Uses the `wscRouter` and
+ * `wscStore` registered before it (decorating in-memory ones when there are none), starts the node
+ * under `wscIdentity` once the app is ready (or listens, when the id needs the port), and reuses the
+ * app's `@fastify/websocket` when it has one.
+ */
+async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPluginOptions): Promise<void> {
+  const { authenticate: givenAuthenticate, authorizeJoin, authorizePublish, inboxSize, drain, router: givenRouter, store: givenStore, ...websocketOptions } = opts
+  const config = resolveSection('websocket', websocketOptions, 'wsc-websocket')
+  const { inboxSize: storeSize } = resolveSection('store', { inboxSize }, 'wsc-websocket')
+  const drainDefaults = resolveSection('drain', drain, 'wsc-websocket')
+  const authenticate: Authenticate = givenAuthenticate ?? (() => ({ userId: `anonymous-${randomUUID()}` }))
+  if (givenAuthenticate === undefined) {
     fastify.log.warn('fastify-wsc: no authenticate hook given; every connection is an anonymous user')
   }
+  const router = givenRouter ?? (fastify.hasDecorator('wscRouter') ? fastify.wscRouter : new MemoryRouter())
+  const ownsStore = givenStore === undefined && !fastify.hasDecorator('wscStore')
+  const store = givenStore ?? (ownsStore ? defaultStore(fastify, storeSize) : fastify.wscStore)
+  if (!fastify.hasDecorator('wscRouter')) fastify.decorate('wscRouter', router)
+  if (!fastify.hasDecorator('wscStore')) fastify.decorate('wscStore', store)
+
   const node = new WscNode({
-    config,
-    router: opts.router ?? new MemoryRouter(),
-    store: opts.store ?? new MemoryMessageStore(config.store.inboxSize),
+    websocket: config,
+    drain: drainDefaults,
+    router,
+    store,
     log: fastify.log,
-    version,
-    authorizeJoin: opts.authorizeJoin,
-    authorizePublish: opts.authorizePublish
+    version: PACKAGE_VERSION,
+    authorizeJoin,
+    authorizePublish
   })
   fastify.decorate('wsc', node)
 
-  const start = async (identity: NodeIdentity): Promise<void> => {
-    await node.start({ nodeId: identity.nodeId, ip: identity.ip, port: identity.port ?? null })
-  }
   const identity = fastify.wscIdentity
+  const start = async (known: NodeIdentity): Promise<void> => {
+    await node.start({ nodeId: known.nodeId, ip: known.ip, port: () => identity.current?.port ?? null })
+  }
   if (identity.current !== undefined) {
     const known = identity.current
     fastify.addHook('onReady', async () => start(known))
   } else {
     fastify.addHook('onListen', async () => start(await identity.resolved))
   }
-  fastify.addHook('onClose', async () => node.close())
-
-  await fastify.register(fastifyWebsocket, {
-    options: {
-      maxPayload: config.websocket.maxPayload,
-      perMessageDeflate: false,
-      clientTracking: false,
-      handleProtocols: (offered) => selectSubprotocol(offered) ?? false
-    },
-    preClose: function (done) {
-      node.closeConnections(CloseCode.GOING_AWAY, CLOSE_HANDSHAKE_GRACE_MS).then(() => done(), done)
-    },
-    // ws already closed the socket with the right code (1009 for an oversized frame); only log.
-    errorHandler: function (error, _socket, request) {
-      request.log.debug({ err: error }, 'websocket error')
-    }
+  fastify.addHook('onClose', async () => {
+    await node.close()
+    if (ownsStore) await store.close()
   })
+
+  // The app's own @fastify/websocket is reused: its server settings stay, ours apply per connection.
+  const sharedServer = fastify.hasDecorator('websocketServer')
+  if (sharedServer) {
+    fastify.addHook('preClose', async () => node.closeConnections(CloseCode.GOING_AWAY, CLOSE_HANDSHAKE_GRACE_MS))
+  } else {
+    await fastify.register(fastifyWebsocket, {
+      options: {
+        maxPayload: config.maxPayload,
+        perMessageDeflate: false,
+        clientTracking: false,
+        handleProtocols: (offered) => selectSubprotocol(offered) ?? false
+      },
+      preClose: function (done) {
+        node.closeConnections(CloseCode.GOING_AWAY, CLOSE_HANDSHAKE_GRACE_MS).then(() => done(), done)
+      },
+      // ws already closed the socket with the right code (1009 for an oversized frame); only log.
+      errorHandler: function (error, _socket, request) {
+        request.log.debug({ err: error }, 'websocket error')
+      }
+    })
+  }
 
   const pending = new WeakMap<FastifyRequest, PendingUpgrade>()
   const log = fastify.log
@@ -131,6 +179,7 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
     // Fastify's request and reply alive; the upgrade answered, it has nothing left to do.
     const tcp = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket
     if (tcp?._httpMessage instanceof ServerResponse) tcp._httpMessage.detachSocket(tcp)
+    if (sharedServer) limitPayload(socket, config.maxPayload)
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
         connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
@@ -146,10 +195,11 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
 
   fastify.route({
     method: 'GET',
-    url: config.websocket.path,
+    url: config.path,
     logLevel: 'warn',
     // Tokens may travel in ?token= (browsers cannot set headers): keep them out of error logs.
     logSerializers: { req: serializeRequest },
+    config: { wscUpgrade: true },
     handler: async (_request, reply) => refuse(reply, 400, 'not a WebSocket upgrade'),
     preValidation: async (request, reply) => {
       if (!isUpgrade(request)) return
@@ -158,8 +208,8 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
         request.log.warn({ statusCode: 503, reason }, `upgrade refused: ${reason}`)
         return refuse(reply, 503, reason, RETRY_AFTER_SECONDS)
       }
-      if (node.hub.size >= config.websocket.maxConnections) {
-        request.log.warn({ statusCode: 503, limit: config.websocket.maxConnections }, 'upgrade refused: max_connections')
+      if (node.hub.size >= config.maxConnections) {
+        request.log.warn({ statusCode: 503, limit: config.maxConnections }, 'upgrade refused: max_connections')
         return refuse(reply, 503, 'too many connections', RETRY_AFTER_SECONDS)
       }
       const sinceText = (request.query as Record<string, unknown> | undefined)?.since
@@ -195,7 +245,7 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
         return
       }
       pending.delete(request)
-      if (!node.accepting || node.hub.size >= config.websocket.maxConnections) {
+      if (!node.accepting || node.hub.size >= config.maxConnections) {
         // Lost a race with other upgrades or with shutdown between the check and the upgrade.
         socket.close(CloseCode.TRY_AGAIN_LATER, 'server full or draining')
         return
@@ -203,4 +253,19 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify: Fas
       attach(socket, node.open(socket, upgrade.auth, upgrade.since))
     }
   })
-}, { name: 'wsc-websocket', fastify: '5.x', dependencies: ['wsc-node-identity'] })
+}
+
+/**
+ * On a ws server of the app's, whose `maxPayload` may be larger than ours (ws defaults to 100 MiB), the
+ * frame limit is set on the connection's own receiver, so an oversized frame still closes it with 1009.
+ */
+function limitPayload (socket: WebSocket, maxPayload: number): void {
+  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: number } })._receiver
+  if (receiver !== undefined && typeof receiver._maxPayload === 'number' && (receiver._maxPayload === 0 || receiver._maxPayload > maxPayload)) {
+    receiver._maxPayload = maxPayload
+  }
+}
+
+/** The `websocket` plugin (`wsc-websocket`): the `/ws` route, decorates `fastify.wsc` (and `wscRouter`/`wscStore` when absent). */
+export const websocket = fp(registerWebsocket, { name: 'wsc-websocket', fastify: '5.x', dependencies: ['wsc-node-identity'] })
+export default websocket

@@ -7,7 +7,7 @@ import wsc, { type WscOptions } from '../plugins/index.js'
 export async function build (t: TestContext, options: WscOptions = {}): Promise<{ app: FastifyInstance, url: (query?: string) => string }> {
   const app = Fastify({ logger: false })
   await app.register(wsc, {
-    nodeId: 'test-node',
+    server: { nodeId: 'test-node' },
     // Several apps run in one process and beside other suites: never the fixed 8081.
     metrics: { port: 0, host: '127.0.0.1' },
     authenticate: (request) => {

@@ -252,12 +252,12 @@ export async function startNodes (t: TestContext, count: number, options: NodesO
   for (let i = 0; i < count; i++) {
     const nodeId = `${options.prefix.replace(/:$/, '')}-n${i}`
     const { app, url } = await build(t, {
-      nodeId,
+      server: { nodeId },
       redis,
       distributed: { heartbeatInterval: heartbeat, nodeDiscoveryInterval: heartbeat * 2 },
       ...options.extra
     })
-    nodes.push({ nodeId, app, router: app.wscRouter, url })
+    nodes.push({ nodeId, app, router: app.wscRouter as RedisRouter, url })
   }
   return nodes
 }

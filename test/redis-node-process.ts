@@ -4,10 +4,11 @@
  * Tokens are user ids. Used by tests that kill a node with a real signal.
  */
 import Fastify from 'fastify'
-import wsc from '../plugins/index.js'
+import wsc, { loadConfig } from '../plugins/index.js'
 
 const app = Fastify({ logger: false })
 await app.register(wsc, {
+  ...loadConfig({ env: process.env }),
   authenticate: (request) => {
     const token = new URL(request.url, 'http://x').searchParams.get('token')
     return token === null ? null : { userId: token }

@@ -8,7 +8,7 @@ export interface ServerProcess {
   child: ChildProcess
   /** `http://127.0.0.1:<port>` of the public port. */
   baseUrl: string
-  /** `http://127.0.0.1:<port>/metrics` of the metrics port. */
+  /** `http://127.0.0.1:<port>/metrics` of the metrics port; empty for a server without one. */
   metricsUrl: string
   wsUrl: (query?: string) => string
   logs: LogLine[]
@@ -26,10 +26,10 @@ function childEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
 }
 
 /**
- * Starts `node <args>` and resolves once both the public and the metrics port listen. The child is
- * killed (SIGKILL) after the test (`t.after`) if it is still running.
+ * Starts `node <args>` and resolves once the public port and (unless `metrics` is false) the metrics
+ * port listen. The child is killed (SIGKILL) after the test (`t.after`) if it is still running.
  */
-export async function startServer (t: { after: (fn: () => void) => void }, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServer (t: { after: (fn: () => void) => void }, args: string[], env: Record<string, string> = {}, { metrics = true } = {}): Promise<ServerProcess> {
   const child = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
   const logs: LogLine[] = []
   const waiters = new Set<() => void>()
@@ -80,12 +80,12 @@ export async function startServer (t: { after: (fn: () => void) => void }, args:
 
   const message = (line: LogLine): string => typeof line.msg === 'string' ? line.msg : ''
   const listening = await waitForLog((line) => /^Server listening at http:\/\/127\.0\.0\.1:\d+$/.test(message(line)), 20_000, 'the public port')
-  const metrics = await waitForLog((line) => /^metrics at http:\/\/127\.0\.0\.1:\d+\/metrics$/.test(message(line)), 20_000, 'the metrics port')
+  const metricsLine = metrics ? await waitForLog((line) => /^metrics at http:\/\/127\.0\.0\.1:\d+\/metrics$/.test(message(line)), 20_000, 'the metrics port') : undefined
   const baseUrl = message(listening).replace('Server listening at ', '')
   return {
     child,
     baseUrl,
-    metricsUrl: message(metrics).replace('metrics at ', ''),
+    metricsUrl: metricsLine === undefined ? '' : message(metricsLine).replace('metrics at ', ''),
     wsUrl: (query = '') => `${baseUrl.replace(/^http/, 'ws')}/ws${query === '' ? '' : `?${query}`}`,
     logs,
     exited,

@@ -1,6 +1,12 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
-import wsc, { type NodeInfo, type PresenceEntry, type SendResult, type ConnectEvent, type MessageEvent, type NodeHealth, type RouterStatus, type StoreStatus, type WscMetrics } from 'fastify-wsc'
+import wsc, { bearer, loadConfig, type MessageStore, type NodeIdentityState, type NodeInfo, type PresenceEntry, type Router, type SendResult, type ConnectEvent, type MessageEvent, type NodeHealth, type RouterStatus, type StoreStatus, type WscConfig, type WscMetrics } from 'fastify-wsc'
+import health from 'fastify-wsc/health'
+import metrics from 'fastify-wsc/metrics'
+import mysqlStore from 'fastify-wsc/mysql-store'
+import nodeIdentity from 'fastify-wsc/node-identity'
+import redisRouter from 'fastify-wsc/redis-router'
+import websocket from 'fastify-wsc/websocket'
 
 const app = Fastify()
 
@@ -46,5 +52,36 @@ test('operations API: drain, health, router status, metrics', () => {
   expect(app.wsc.routerStatus()).type.toBe<RouterStatus>()
   expect(app.wsc.health().store).type.toBe<StoreStatus | undefined>()
   expect(app.wscMetrics).type.toBe<WscMetrics>()
-  expect(app.wscConfig.websocket.maxConnections).type.toBe<number>()
+})
+
+test('loadConfig turns an environment into options the plugin takes', () => {
+  const config = loadConfig({ env: process.env })
+  expect(config).type.toBe<WscConfig>()
+  expect(config.metrics.port).type.toBe<number | undefined>()
+  expect(app.register(wsc, { ...config, authenticate: bearer((token) => token) })).type.not.toRaiseError()
+  expect(loadConfig({})).type.toRaiseError()
+})
+
+test('bearer hands the token to a verify function that answers a user id or the user', () => {
+  expect(bearer(async (token) => token === 'x' ? 'user-x' : null)).type.not.toRaiseError()
+  expect(bearer((token) => ({ userId: token, rooms: ['lobby'] }))).type.not.toRaiseError()
+  expect(bearer((token) => token.length)).type.toRaiseError()
+})
+
+test('each capability registers alone, with its own slice of options', () => {
+  expect(app.register(nodeIdentity, { nodeId: 'wsc-0', nodePort: 8080 })).type.not.toRaiseError()
+  expect(app.register(redisRouter, { addr: '127.0.0.1:6379', prefix: 'wsc:', heartbeatInterval: '5s' })).type.not.toRaiseError()
+  expect(app.register(mysqlStore, { url: 'mysql://root@127.0.0.1/wsc', retentionAge: '7d' })).type.not.toRaiseError()
+  expect(app.register(websocket, { path: '/ws', maxConnections: 100, authenticate: () => null })).type.not.toRaiseError()
+  expect(app.register(health, { livenessPath: '/healthz' })).type.not.toRaiseError()
+  expect(app.register(metrics, { port: 9100, routeMetrics: false })).type.not.toRaiseError()
+  expect(app.register(redisRouter, { adr: 'x' })).type.toRaiseError()
+  expect(app.register(websocket, { maxConnections: true })).type.toRaiseError()
+})
+
+test('the decorators the plugins declare', () => {
+  expect(app.wscIdentity).type.toBe<NodeIdentityState>()
+  expect(app.wscRouter).type.toBe<Router>()
+  expect(app.wscStore).type.toBe<MessageStore>()
+  expect(app.wscRedis.prefix).type.toBe<string>()
 })

@@ -1,18 +1,25 @@
 // fastify-wsc under load: the example's shape (token = user id), limits opened up for benchmarking.
 import Fastify from 'fastify'
-import wsc from 'fastify-wsc'
+import wsc, { loadConfig } from 'fastify-wsc'
 import mysql from 'mysql2/promise'
 import { memoryAfterGc, now, paced, percentile, serveCommands } from '../harness.js'
 
+// Redis and MySQL come from the environment the bench runner sets (REDIS_ADDR, MYSQL_URL), as in the example.
+const config = loadConfig({
+  env: process.env,
+  options: {
+    server: { nodeId: process.env.BENCH_NODE_ID ?? 'bench-0' },
+    websocket: { maxConnections: 50_000, messageBufferSize: 1_000_000, maxBufferedBytes: '1024MiB', rateLimit: 0, heartbeatInterval: '1h' },
+    metrics: { port: 0, host: '127.0.0.1' }
+  }
+})
 const app = Fastify({ logger: false })
 await app.register(wsc, {
-  nodeId: process.env.BENCH_NODE_ID ?? 'bench-0',
+  ...config,
   authenticate: (request) => {
     const token = (request.query as { token?: string }).token
     return token === undefined ? null : { userId: token }
-  },
-  websocket: { maxConnections: 50_000, messageBufferSize: 1_000_000, maxBufferedBytes: '1024MiB', rateLimit: 0, heartbeatInterval: '1h' },
-  metrics: { port: 0 }
+  }
 })
 
 serveCommands({
@@ -43,7 +50,7 @@ serveCommands({
   },
   /** The baseline: one INSERT (autocommit) per message through a pool of the same size as the store's. */
   singleInserts: async ({ count, concurrency, users }) => {
-    const pool = mysql.createPool({ uri: process.env.MYSQL_URL, connectionLimit: app.wscConfig.mysql.poolSize })
+    const pool = mysql.createPool({ uri: process.env.MYSQL_URL, connectionLimit: config.mysql.poolSize })
     try {
       await pool.query('CREATE TABLE IF NOT EXISTS bench_single (user_id VARBINARY(256) NOT NULL, seq BIGINT NOT NULL AUTO_INCREMENT, id CHAR(36) NOT NULL, data TEXT NOT NULL, PRIMARY KEY (seq), KEY (user_id)) ENGINE=InnoDB')
       return await timedConcurrently(Number(count), Number(concurrency), async (i) => {

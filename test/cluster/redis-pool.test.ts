@@ -176,7 +176,7 @@ test('redis.min_idle_conns: start-up waits for that many connections; a command 
   const proxy = await HoldingProxy.start(t, server.port, ['wsc-command-2', 'wsc-command-3'])
   const admin = redisClient(t, server.addr)
   const { app, url } = await build(t, {
-    nodeId: 'pool-min-idle',
+    server: { nodeId: 'pool-min-idle' },
     redis: { addr: `127.0.0.1:${proxy.port}`, prefix: uniquePrefix(), poolSize: 4, minIdleConns: 2 },
     distributed: { heartbeatInterval: 300, nodeDiscoveryInterval: 600 }
   })
@@ -235,7 +235,7 @@ test('Redis listening only after the node began connecting: start-up completes, 
   const server = await startRedisServer(t)
   await server.stop()
   const prefix = uniquePrefix()
-  const building = build(t, { nodeId: 'pool-late-redis', redis: { addr: server.addr, prefix, poolSize: 3, minIdleConns: 1 }, distributed: { heartbeatInterval: 300 } })
+  const building = build(t, { server: { nodeId: 'pool-late-redis' }, redis: { addr: server.addr, prefix, poolSize: 3, minIdleConns: 1 }, distributed: { heartbeatInterval: 300 } })
   await server.start()
   const { app } = await building
   const sent = await Promise.all(['u1', 'u2', 'u3', 'u4'].map((userId) => app.wsc.sendToUser(userId, 'hello')))

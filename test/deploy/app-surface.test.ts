@@ -9,7 +9,7 @@ import { appContainer, byKind, OVERLAYS, podEnv, render, ROOT, type Container, t
 async function buildApp (): Promise<FastifyInstance> {
   assert.ok(existsSync(`${ROOT}dist/plugins/index.js`), 'dist/ is missing: run `npm run build` first (npm test does)')
   const { buildExampleApp } = await import('../../example/app.js')
-  return buildExampleApp({ fastify: { logger: false }, wsc: { nodeId: 'wsc-0' } })
+  return buildExampleApp({ fastify: { logger: false }, wsc: { server: { nodeId: 'wsc-0' } } })
 }
 
 function probesOf (container: Container): Array<[string, Probe]> {

@@ -172,8 +172,9 @@ test('node ids: StatefulSet pods are wsc-0, wsc-1, … from POD_NAME; Deployment
     const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'wsc-auth/jwt-secret': 'x' })
     // The kubelet sets HOSTNAME to the pod name in every pod; POD_NAME comes first where it is set.
     const config = loadConfig({ env: { HOSTNAME: pod, ...env, WSC_CONFIG: '' } })
-    const identity = resolveNodeIdentity({ env: { HOSTNAME: pod, ...env }, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
-    assert.deepEqual(identity, { nodeId: pod, source, ip: '10.244.1.5', port: 8080 }, overlay)
+    const identity = resolveNodeIdentity(config.server)
+    assert.deepEqual(identity, { nodeId: pod, source: 'option', ip: '10.244.1.5', port: 8080 }, overlay)
+    assert.equal(env[source], pod, `${overlay}: the pod name comes from ${source}`)
   }
 })
 
@@ -185,7 +186,7 @@ test('every env var the manifests set is read by the config loader, node identit
     }
   }
   // The drain window the grace-period check reads from the pods is the one the config loader reads.
-  assert.equal(CONFIG_KEYS.find((spec) => spec.key === 'drain.window')?.env, 'WSC_DRAIN_WINDOW')
+  assert.deepEqual(CONFIG_KEYS.find((spec) => spec.key === 'drain.window')?.env, ['WSC_DRAIN_WINDOW'])
 })
 
 test('the grace period covers the preStop sleep, the drain window and a margin; the process exits before SIGKILL', () => {

@@ -101,13 +101,13 @@ export function envReadBy (file: string): Set<string> {
 }
 
 /**
- * Env vars the code reads: the config loader's table (CONFIG_KEYS) and WSC_CONFIG, node identity, and
- * the example app that the image runs.
+ * Env vars the code reads: the config loader's table (CONFIG_KEYS, node identity included) and
+ * WSC_CONFIG, and the example app that the image runs.
  */
 export function envReadByCode (): Map<string, string> {
   const readers = new Map<string, string>()
-  for (const spec of CONFIG_KEYS) if (spec.env !== undefined) readers.set(spec.env, `config key ${spec.key}`)
-  for (const file of ['lib/config.ts', 'lib/node-identity.ts', 'example/server.ts', 'example/app.ts']) {
+  for (const spec of CONFIG_KEYS) for (const name of spec.env ?? []) readers.set(name, `config key ${spec.key}`)
+  for (const file of ['lib/config.ts', 'example/server.ts', 'example/app.ts']) {
     for (const name of envReadBy(file)) if (!readers.has(name)) readers.set(name, file)
   }
   return readers

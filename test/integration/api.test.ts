@@ -133,7 +133,7 @@ test('sends refuse bad input with coded errors instead of dropping it', async (t
 
 test('sends before ready and after close reject with WSC_ERR_CLOSED', async () => {
   const app = Fastify()
-  await app.register(wsc, { nodeId: 'n' })
+  await app.register(wsc, { server: { nodeId: 'n' } })
   await assert.rejects(app.wsc.sendToUser('u', 1), { code: 'WSC_ERR_CLOSED' })
   await app.ready()
   assert.equal((await app.wsc.sendToUser('u', 1)).seq, 1)

@@ -83,7 +83,7 @@ test('a kicked client (1008) stays closed', async (t) => {
 })
 
 test('the example app serves the demo page and the browser client', async (t) => {
-  const app = await buildExampleApp({ fastify: { logger: false }, wsc: { nodeId: 'page' } })
+  const app = await buildExampleApp({ fastify: { logger: false }, wsc: { server: { nodeId: 'page' } } })
   t.after(() => app.close())
   const page = await app.inject('/')
   assert.equal(page.statusCode, 200)

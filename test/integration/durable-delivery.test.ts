@@ -1,7 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify from 'fastify'
-import { loadConfig } from '../../lib/config.js'
 import { recordedVersions, SCHEMA_VERSION } from '../../lib/mysql-schema.js'
 import mysqlStore from '../../plugins/mysql-store.js'
 import { count, MySqlProxy, testDatabase } from '../backends.js'
@@ -97,16 +96,14 @@ test('a payload that is not JSON-serializable or over the size limit is refused 
 
 test('the mysql-store plugin never mutates the options it is given', async (t) => {
   const db = await testDatabase(t)
-  const config = loadConfig({ options: { mysql: { url: db.url } }, env: {} })
-  const snapshot = structuredClone(config)
+  const options = { url: db.url, batchSize: 10, poolOptions: Object.freeze({ connectionLimit: 2, connectTimeout: 3000 }) }
+  const snapshot = structuredClone(options)
   // Frozen: @fastify/mysql deletes keys from its options and mysql2 copies the URI's parts into them.
-  const pool = Object.freeze({ connectionLimit: 2, connectTimeout: 3000 })
   const app = Fastify({ logger: false })
   t.after(() => app.close())
-  await app.register(mysqlStore, { config, pool })
+  await app.register(mysqlStore, Object.freeze(options))
   await app.ready()
-  assert.deepEqual(config, snapshot)
-  assert.deepEqual(pool, { connectionLimit: 2, connectTimeout: 3000 })
+  assert.deepEqual(options, snapshot)
   assert.equal(app.wscStore.status?.().up, true)
   assert.equal((await app.wscStore.append('ann', { id: 'a1a1a1a1-0000-4000-8000-000000000000', from: null, to: { user: 'ann' }, dataJson: '1', ts: 1 })).seq, 1)
 })

@@ -5,7 +5,7 @@ import { signHs256 } from '../../example/jwt.js'
 import { TestClient } from '../helper.js'
 
 async function start (t: TestContext, options: ExampleOptions = {}): Promise<{ base: string, ws: string }> {
-  const app = await buildExampleApp({ ...options, fastify: { logger: false }, wsc: { nodeId: 'example-test' } })
+  const app = await buildExampleApp({ ...options, fastify: { logger: false }, wsc: { server: { nodeId: 'example-test' } } })
   t.after(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }

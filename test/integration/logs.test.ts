@@ -17,7 +17,7 @@ test('logs: opened/closed at debug, refusals at warn with their status, never a 
   })
   const app = Fastify({ logger: { level: 'debug', stream } })
   await app.register(wsc, {
-    nodeId: 'logs',
+    server: { nodeId: 'logs' },
     metrics: { port: 0, host: '127.0.0.1' },
     authenticate: (request) => {
       const token = new URL(request.url, 'http://x').searchParams.get('token')

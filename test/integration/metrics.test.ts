@@ -24,7 +24,7 @@ async function scrapeUntil (app: FastifyInstance, ready: (samples: Sample[]) => 
 }
 
 test('metrics on the metrics port count connections, frames and messages; the public port has no /metrics', async (t) => {
-  const { app, url } = await build(t)
+  const { app, url } = await build(t, { metrics: { port: 0, host: '127.0.0.1', routeMetrics: true } })
   const users = ['u0', 'u1', 'u2', 'u3', 'u4']
   const clients = await Promise.all(users.map((user) => TestClient.connect(url(`token=${user}`))))
   const [sender, receiver] = clients as [TestClient, TestClient]
@@ -55,7 +55,7 @@ test('metrics on the metrics port count connections, frames and messages; the pu
   assert.ok((valueOf(samples, 'process_cpu_user_seconds_total') ?? 0) > 0, 'default process metrics')
   assert.ok(samples.some((s) => s.name === 'nodejs_heap_size_used_bytes'), 'default Node.js metrics')
 
-  // The public port: no /metrics, and its routes are measured.
+  // The public port: no /metrics, and its routes are measured (routeMetrics).
   const base = url().replace(/^ws/, 'http').replace(/\/ws$/, '')
   assert.equal((await fetch(`${base}/metrics`)).status, 404)
   const refusal = await TestClient.refusal(url())

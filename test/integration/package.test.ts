@@ -17,7 +17,7 @@ test('the built entry point is what `import wsc from "fastify-wsc"` loads, with 
   assert.equal(new errors.ForbiddenError().statusCode, 403)
 
   const app = Fastify()
-  await app.register(wsc, { nodeId: 'pkg', authenticate: (request) => ({ userId: String((request.query as { token?: string }).token) }) })
+  await app.register(wsc, { server: { nodeId: 'pkg' }, authenticate: (request) => ({ userId: String((request.query as { token?: string }).token) }) })
   t.after(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }

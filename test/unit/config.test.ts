@@ -79,19 +79,20 @@ test('precedence: options > env > file > defaults', (t) => {
 
 test('every env var the table names is read', () => {
   for (const spec of CONFIG_KEYS) {
-    if (spec.env === undefined) continue
-    const sample = spec.kind === 'int' || spec.kind === 'duration' || spec.kind === 'bytes' ? String(spec.max ?? 7) : spec.kind === 'bool' ? 'false' : spec.kind === 'enum' ? String(spec.values?.[1]) : spec.kind === 'list' ? 'a:1,b:2' : 'sample'
-    // A long shutdown budget, so the largest drain settings still fit in it.
-    const env = spec.env === 'WSC_SHUTDOWN_TIMEOUT' ? { [spec.env]: sample } : { WSC_SHUTDOWN_TIMEOUT: '3600s', [spec.env]: sample }
-    const config = loadConfig({ env }) as unknown as Record<string, Record<string, unknown>>
-    const [section = '', name = ''] = spec.key.split('.')
-    const value = config[section]?.[name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())]
-    assert.notDeepEqual(value, spec.default, `${spec.env} should change ${spec.key}`)
+    for (const variable of spec.env ?? []) {
+      const sample = spec.kind === 'int' || spec.kind === 'duration' || spec.kind === 'bytes' ? String(spec.max ?? 7) : spec.kind === 'bool' ? 'false' : spec.kind === 'enum' ? String(spec.values?.[1]) : spec.kind === 'list' ? 'a:1,b:2' : 'sample'
+      // A long shutdown budget, so the largest drain settings still fit in it.
+      const env = variable === 'WSC_SHUTDOWN_TIMEOUT' ? { [variable]: sample } : { WSC_SHUTDOWN_TIMEOUT: '3600s', [variable]: sample }
+      const config = loadConfig({ env }) as unknown as Record<string, Record<string, unknown>>
+      const [section = '', name = ''] = spec.key.split('.')
+      const value = config[section]?.[name.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())]
+      assert.notDeepEqual(value, spec.deployDefault ?? spec.default, `${variable} should change ${spec.key}`)
+    }
   }
 })
 
 test('a bad value stops start-up with one line naming the key, the value, its origin and what is allowed', (t) => {
-  const cases: Array<[Parameters<typeof loadConfig>[0], RegExp]> = [
+  const cases: Array<[Partial<Parameters<typeof loadConfig>[0]>, RegExp]> = [
     [{ env: { WSC_MAX_CONNECTIONS: 'lots' } }, /^config: websocket\.max_connections = "lots" \(from WSC_MAX_CONNECTIONS\) is invalid: expected an integer from 1 to 10000000$/],
     [{ env: { WSC_HEARTBEAT_INTERVAL: '5 parsecs' } }, /websocket\.heartbeat_interval = "5 parsecs" .*expected a duration/],
     [{ env: { WSC_MAX_PAYLOAD: '1TB' } }, /websocket\.max_payload = "1TB" .*expected a size/],

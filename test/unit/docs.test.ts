@@ -7,6 +7,6 @@ test('docs/configuration.md documents every configuration key and env var', () =
   const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8')
   for (const spec of CONFIG_KEYS) {
     assert.ok(doc.includes(`\`${spec.key}\``), `${spec.key} is missing from docs/configuration.md`)
-    if (spec.env !== undefined) assert.ok(doc.includes(`\`${spec.env}\``), `${spec.env} is missing from docs/configuration.md`)
+    for (const name of spec.env ?? []) assert.ok(doc.includes(`\`${name}\``), `${name} is missing from docs/configuration.md`)
   }
 })
