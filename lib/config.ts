@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { DRAIN_CLOSE_GRACE_MS } from './drain.js'
+import { DRAIN_CLOSE_GRACE_MS } from './node/drain.js'
 import { ConfigError } from './errors.js'
 
 /** The resolved configuration: every key has a value, durations in ms, sizes in bytes. */

@@ -34,3 +34,9 @@ export const TargetError = createError('WSC_ERR_TARGET', 'bad target: %s', 400, 
 
 /** The node is shutting down and no longer accepts sends. */
 export const ClosedError = createError('WSC_ERR_CLOSED', 'closed: %s', 503)
+
+/** `err` as a `WSC_ERR_UNAVAILABLE` that names the dependency (`Redis: …`), with `err` as its cause; one already coded passes through. */
+export function asUnavailable (dependency: string, err: unknown): Error {
+  if (err instanceof UnavailableError) return err
+  return new UnavailableError(`${dependency}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+}

@@ -1,5 +1,5 @@
 import type { StoreStatus } from './message-store.js'
-import type { RouterStatus } from './router.js'
+import type { RouterStatus } from './router/router.js'
 
 /** A node's own view of itself and its dependencies, as `app.wsc.health()` reports it. */
 export interface NodeHealth {

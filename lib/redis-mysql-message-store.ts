@@ -3,7 +3,7 @@ import type { MessageStore, StoredMessage, StoreStatus } from './message-store.j
 import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql-message-store.js'
 import type { MigrationResult } from './mysql-schema.js'
 import type { Message } from './protocol.js'
-import { RedisInbox, type RedisCommands } from './redis-message-store.js'
+import { RedisInbox, type RedisCommands } from './redis/inbox.js'
 
 export interface RedisMySqlMessageStoreOptions extends Omit<MySqlMessageStoreOptions, 'seqFloors' | 'afterCommit'> {
   /** Key prefix (`redis.prefix`). Default `wsc:`. */

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { extractBearerToken } from '../lib/bearer-token.js'
-import type { AuthResult } from '../lib/wsc-node.js'
+import type { AuthResult } from '../lib/node/wsc-node.js'
 import type { Authenticate } from './websocket.js'
 
 /** What a token stands for: the user id, or the user with rooms to join at once; nothing (or false) refuses with 401. */

@@ -3,10 +3,10 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyMetrics from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type GaugeConfiguration } from 'prom-client'
-import type { DropReason } from '../lib/client-connection.js'
+import type { DropReason } from '../lib/node/client-connection.js'
 import { resolveSection, type ConfigSectionInput } from '../lib/config.js'
 import { OptionError } from '../lib/errors.js'
-import type { FrameKind, TargetKind, WscObserver } from '../lib/observer.js'
+import type { FrameKind, TargetKind, WscObserver } from '../lib/node/observer.js'
 
 /**
  * Options of the `metrics` plugin: `port` and `host` (the `metrics.*` keys) for a server of its own,
@@ -95,6 +95,17 @@ async function registerMetrics (fastify: FastifyInstance, options: MetricsPlugin
       this.set(latency === null ? Number.NaN : latency / 1000)
     }
   })
+  let received = 0
+  registry.registerMetric(new Counter({
+    name: 'wsc_router_received_total',
+    help: 'events this node received from other nodes (probes excluded): only what it hosts a target of, plus broadcasts',
+    registers: [],
+    collect () {
+      const now = node.health().router.received
+      this.inc(Math.max(0, now - received))
+      received = now
+    }
+  }))
   gauge({
     name: 'wsc_cluster_nodes',
     help: 'live nodes in the cluster registry (this one included)',

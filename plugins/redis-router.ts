@@ -2,10 +2,10 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { resolveSection, type ConfigSectionInput } from '../lib/config.js'
 import { ConfigError } from '../lib/errors.js'
-import type { RedisClient, RedisCommandPool } from '../lib/redis-command-pool.js'
-import { adoptRedisClient, isRedisConfigured, openRedisConnections, type RedisMode } from '../lib/redis-connection.js'
-import { RedisRouter } from '../lib/redis-router.js'
-import type { Router } from '../lib/router.js'
+import type { RedisClient, RedisCommandPool } from '../lib/redis/command-pool.js'
+import { adoptRedisClient, isRedisConfigured, openRedisConnections, type RedisMode } from '../lib/redis/connection.js'
+import { RedisRouter } from '../lib/redis/router.js'
+import type { Router } from '../lib/router/router.js'
 
 /**
  * Options of the `redis-router` plugin: either `client` (a client the app already has) or the

@@ -13,7 +13,7 @@ import type { TestContext } from 'node:test'
 import { promisify } from 'node:util'
 import { Cluster, Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
-import type { RedisRouter } from '../lib/redis-router.js'
+import type { RedisRouter } from '../lib/redis/router.js'
 import type { WscOptions } from '../plugins/index.js'
 import { build } from './helper.js'
 

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Cluster, Redis } from 'ioredis'
 import { loadConfig } from '../../lib/config.js'
-import { openRedisConnections } from '../../lib/redis-connection.js'
+import { openRedisConnections } from '../../lib/redis/connection.js'
 import { startNodes, startRedisCluster, uniquePrefix, waitFor, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
 import { broadcastEverywhere, connect, interestOnly, kickAndDisconnect, presenceAndNodesAgree, roomAcrossNodes, userToUser } from './redis-scenarios.js'
 

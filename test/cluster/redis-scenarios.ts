@@ -152,9 +152,9 @@ export async function presenceAndNodesAgree (t: TestContext, nodes: TestNode[]):
 
 /** Counts Pub/Sub messages each node received while `act` ran (probes excluded). */
 async function traffic (nodes: TestNode[], act: () => Promise<void>): Promise<number[]> {
-  const before = nodes.map((node) => node.router.received)
+  const before = nodes.map((node) => node.router.status().received)
   await act()
-  return nodes.map((node, i) => node.router.received - (before[i] ?? 0))
+  return nodes.map((node, i) => node.router.status().received - (before[i] ?? 0))
 }
 
 export async function interestOnly (t: TestContext, nodes: TestNode[]): Promise<void> {
@@ -181,11 +181,11 @@ export async function interestOnly (t: TestContext, nodes: TestNode[]): Promise<
   assert.ok((seen[0] ?? 0) >= 2 * count && (seen[1] ?? 0) >= 2 * count, `A and B received their traffic: ${seen.join(', ')}`)
 
   // Broadcast is the one channel every node receives.
-  const cBefore = c.router.received
+  const cBefore = c.router.status().received
   const broadcast = await traffic(nodes, async () => {
     await a.app.wsc.broadcast('all')
     for (const client of [roomOnA, roomOnB, userOnA, userOnB]) await client.next('message')
-    await waitFor(() => c.router.received > cBefore, 5000, 'C to receive the broadcast')
+    await waitFor(() => c.router.status().received > cBefore, 5000, 'C to receive the broadcast')
   })
   assert.ok((broadcast[2] ?? 0) >= 1)
 }

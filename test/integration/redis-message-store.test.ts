@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { RedisKeys } from '../../lib/redis-keys.js'
-import { RedisMessageStore } from '../../lib/redis-message-store.js'
+import { RedisKeys } from '../../lib/redis/keys.js'
+import { RedisMessageStore } from '../../lib/redis/message-store.js'
 import { privateRedis, testRedis } from '../backends.js'
 
 function message (text: string, from: string | null = 'sender'): { id: string, from: string | null, to: { user: string }, dataJson: string, ts: number } {

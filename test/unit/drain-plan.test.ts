@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { planDrain } from '../../lib/drain.js'
+import { planDrain } from '../../lib/node/drain.js'
 
 test('closes are spread evenly over the window, first at once, last one slot before its end', () => {
   const plan = planDrain(4, 1000, 0)

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ClientConnection, type ConnectionSettings, type WireSocket } from '../../lib/client-connection.js'
-import { LocalHub, TIMED_RECIPIENTS } from '../../lib/hub.js'
+import { ClientConnection, type ConnectionSettings, type WireSocket } from '../../lib/node/client-connection.js'
+import { LocalHub, TIMED_RECIPIENTS } from '../../lib/node/hub.js'
 
 /** A socket that records what it was given; `flush` completes pending writes like the kernel would. */
 class RecordingSocket implements WireSocket {

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { RateLimiter, STRIKE_WINDOW_MS } from '../../lib/rate-limiter.js'
+import { RateLimiter, STRIKE_WINDOW_MS } from '../../lib/node/rate-limiter.js'
 
 test('a burst is allowed, then the rate; refusals count as strikes within a window', () => {
   const limiter = new RateLimiter(10, 5, 0)

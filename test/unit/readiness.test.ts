@@ -6,7 +6,7 @@ const healthy: NodeHealth = {
   started: true,
   draining: false,
   connections: 3,
-  router: { up: true, probeLatencyMs: 1.234, probeAt: 10_000, detail: 'redis standalone' },
+  router: { up: true, probeLatencyMs: 1.234, probeAt: 10_000, received: 0, detail: 'redis standalone' },
   store: undefined
 }
 const calm: PressureSample = {
@@ -41,7 +41,7 @@ test('not ready when the router is down or its Pub/Sub probe has not come back f
   const stale = evaluateReadiness({ ...healthy, router: { ...healthy.router, probeAt: 12_000 - 20_000 } }, calm, at)
   assert.equal(stale.ready, false)
   assert.match(stale.checks.find((c) => c.name === 'router')?.detail ?? '', /last Pub\/Sub probe came back 20 s ago/)
-  const noProbe = evaluateReadiness({ ...healthy, router: { up: true, probeLatencyMs: null, probeAt: null, detail: 'in-memory' } }, calm, at)
+  const noProbe = evaluateReadiness({ ...healthy, router: { up: true, probeLatencyMs: null, probeAt: null, received: 0, detail: 'in-memory' } }, calm, at)
   assert.equal(noProbe.ready, true, 'a router without a probe is judged by up alone')
 })
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Redis } from 'ioredis'
-import { poolIndex, RedisCommandPool } from '../../lib/redis-command-pool.js'
+import { poolIndex, RedisCommandPool } from '../../lib/redis/command-pool.js'
 
 test('a user always maps to the same pool connection, whatever else happens in between', () => {
   const ids = ['alice', 'bob', 'carol', '', 'ü-ñ-中文', 'x'.repeat(500)]

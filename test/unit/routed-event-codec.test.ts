@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { decodeChannelMessage, encodeProbe, encodeRoutedEvent } from '../../lib/routed-event-codec.js'
-import type { RoutedEvent } from '../../lib/router.js'
+import { decodeChannelMessage, encodeProbe, encodeRoutedEvent } from '../../lib/router/routed-event-codec.js'
+import type { RoutedEvent } from '../../lib/router/router.js'
 
 const FRAME = '{"type":"message","id":"m1","seq":42,"from":"alice","to":{"user":"bob"},"data":{"text":"a\\nb"},"ts":1764201600000}'
 

@@ -1,4 +1,4 @@
-import type { Target } from './protocol.js'
+import type { Target } from '../protocol.js'
 
 /** One live connection of a user, as presence reports it. */
 export interface PresenceEntry {
@@ -54,6 +54,8 @@ export interface RouterStatus {
   probeLatencyMs: number | null
   /** When the last probe came back (epoch ms); null when none did. */
   probeAt: number | null
+  /** Events this node received from other nodes since it started (probes excluded); 0 when nothing crosses nodes. */
+  received: number
   detail: string
 }
 

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis'
-import { OptionError, UnavailableError } from './errors.js'
+import { OptionError, UnavailableError } from '../errors.js'
+import { defineScripts } from './scripts.js'
 
 /** A command client: standalone/Sentinel `Redis` or `Cluster`. */
 export type RedisClient = Redis | Cluster
@@ -44,6 +45,31 @@ async function connectedToEveryMaster (client: RedisClient): Promise<void> {
 }
 
 /**
+ * Waits for a client's connection: resolves when it is ready (a Cluster one once it reaches every
+ * master), rejects with `timedOut()` after `timeoutMs`, or with the error given to `cancel`.
+ */
+export function untilReady (client: RedisClient, timeoutMs: number, timedOut: () => Error): { ready: Promise<void>, cancel: (err: Error) => void } {
+  if (client.status === 'ready') return { ready: Promise.resolve(), cancel: () => {} }
+  let cancel: (err: Error) => void = () => {}
+  const ready = new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error): void => {
+      clearTimeout(timer)
+      client.off('ready', onReady)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onReady = (): void => {
+      client.off('ready', onReady)
+      connectedToEveryMaster(client).then(() => settle(), () => settle())
+    }
+    const timer = setTimeout(() => settle(timedOut()), timeoutMs).unref()
+    client.on('ready', onReady)
+    cancel = settle
+  })
+  return { ready, cancel }
+}
+
+/**
  * One pool connection. Until its first connection is made (or until the connect timeout) commands for
  * it wait and are issued in the order they came; from then on they are issued at once, and rejected
  * at once with `WSC_ERR_UNAVAILABLE` while the connection is down (there is no offline queue).
@@ -67,27 +93,13 @@ class PoolConnection {
       this.#firstSettled = true
       return
     }
-    this.#first = this.firstConnection = new Promise<void>((resolve, reject) => {
-      const settle = (err?: Error): void => {
-        clearTimeout(timer)
-        client.off('ready', onReady)
-        this.#stopWaiting = undefined
-        if (err === undefined) resolve()
-        else reject(err)
-      }
-      const onReady = (): void => {
-        client.off('ready', onReady)
-        connectedToEveryMaster(client).then(() => settle(), () => settle())
-      }
-      const timer = setTimeout(() => {
-        settle(new UnavailableError(`Redis command connection ${index} not ready within ${connectTimeout} ms (connection ${client.status})`))
-      }, connectTimeout).unref()
-      client.on('ready', onReady)
-      this.#stopWaiting = settle
-    })
+    const first = untilReady(client, connectTimeout, () => new UnavailableError(`Redis command connection ${index} not ready within ${connectTimeout} ms (connection ${client.status})`))
+    this.#stopWaiting = first.cancel
+    this.#first = this.firstConnection = first.ready
     // Registered before any command's callback, so it runs first when the promise settles.
     const opened = (): void => {
       this.#firstSettled = true
+      this.#stopWaiting = undefined
       if (this.#waiting === 0) this.#first = undefined
     }
     this.#first.then(opened, opened)
@@ -162,6 +174,7 @@ export class RedisCommandPool {
   constructor (clients: readonly RedisClient[], options: RedisCommandPoolOptions = {}) {
     if (clients.length === 0) throw new OptionError('clients', 'a Redis command pool needs at least one client')
     this.clients = [...clients]
+    for (const client of this.clients) defineScripts(client)
     this.minReady = Math.min(Math.max(1, options.minReady ?? 1), clients.length)
     const connectTimeout = options.connectTimeout ?? 10_000
     this.#connections = this.clients.map((client, index) => new PoolConnection(client, index, connectTimeout))

@@ -21,7 +21,7 @@ export class MemoryRouter implements Router {
   }
 
   status (): RouterStatus {
-    return { up: this.#onEvent !== undefined, probeLatencyMs: null, probeAt: null, detail: 'in-memory (single node)' }
+    return { up: this.#onEvent !== undefined, probeLatencyMs: null, probeAt: null, received: 0, detail: 'in-memory (single node)' }
   }
 
   async addPresence (userId: string, connectionId: string): Promise<void> {

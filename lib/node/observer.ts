@@ -1,5 +1,5 @@
 import type { DropReason } from './client-connection.js'
-import type { ClientFrame, Target } from './protocol.js'
+import type { ClientFrame, Target } from '../protocol.js'
 
 /** The type of a client frame as counted: a known frame type, or `invalid` for one that did not parse. */
 export type FrameKind = ClientFrame['type'] | 'invalid'

@@ -1,5 +1,5 @@
 import type { ClientConnection } from './client-connection.js'
-import type { Target } from './protocol.js'
+import type { Target } from '../protocol.js'
 
 /**
  * The node's local connections, by id, by user (every device, oldest first) and by room.

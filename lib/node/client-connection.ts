@@ -1,4 +1,4 @@
-import { CloseCode } from './protocol.js'
+import { CloseCode } from '../protocol.js'
 import { RateLimiter } from './rate-limiter.js'
 
 /** What a connection needs of its socket; `ws`'s WebSocket has this shape. */

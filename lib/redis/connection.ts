@@ -1,7 +1,7 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
-import type { WscConfig } from './config.js'
-import { ConfigError, OptionError } from './errors.js'
-import { isCluster, RedisCommandPool, type RedisClient } from './redis-command-pool.js'
+import type { WscConfig } from '../config.js'
+import { ConfigError, OptionError } from '../errors.js'
+import { isCluster, RedisCommandPool, type RedisClient } from './command-pool.js'
 
 /** How the Redis deployment is reached. */
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'

@@ -1,30 +1,23 @@
 import { EventEmitter } from 'node:events'
+import type { Logger } from '../logger.js'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { ClientConnection, type ConnectionSettings, type WireSocket } from './client-connection.js'
-import type { WscConfig } from './config.js'
+import type { WscConfig } from '../config.js'
 import { DRAIN_CLOSE_GRACE_MS, planDrain } from './drain.js'
-import { ClosedError, PayloadError, TargetError, UnavailableError } from './errors.js'
+import { ClosedError, PayloadError, TargetError, UnavailableError } from '../errors.js'
 import { LocalHub } from './hub.js'
-import type { MessageStore } from './message-store.js'
+import type { MessageStore } from '../message-store.js'
 import { NOOP_OBSERVER, targetKind, type TargetKind, type WscObserver } from './observer.js'
 import {
   CloseCode, ErrorCode, PONG_FRAME, describeBadTarget, encodeAck, encodeError, encodeJoined, encodeLeft,
   encodeMessage, encodeReconnect, encodeWelcome, isValidName, parseClientFrame, serializeData,
   type ClientFrame, type FrameId, type Target
-} from './protocol.js'
-import type { NodeHealth } from './readiness.js'
+} from '../protocol.js'
+import type { NodeHealth } from '../readiness.js'
 import {
   makeConnectionId, parseConnectionId,
   type NodeInfo, type PresenceEntry, type RoutedEvent, type Router, type RouterStatus
-} from './router.js'
-
-/** pino's shape, so `fastify.log` fits. */
-export interface Logger {
-  debug (obj: object, msg?: string): void
-  info (obj: object, msg?: string): void
-  warn (obj: object, msg?: string): void
-  error (obj: object, msg?: string): void
-}
+} from '../router/router.js'
 
 /** Who a connection belongs to, as `authenticate` decided. */
 export interface AuthResult {
