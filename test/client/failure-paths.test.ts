@@ -107,6 +107,15 @@ for (const runtime of runtimes) {
     }
   })
 
+  test(name('a token that cannot be a subprotocol stops at once and says so'), async (t) => {
+    const { url } = await build(t, bySubprotocol)
+    const client = await runtime.start({ url: url(), token: 'not a token' })
+    t.after(() => client.call('close'))
+    await client.until((e) => statuses(e).includes('closed:invalid'), 'closed')
+    assert.deepEqual(statuses(client.events), ['connecting', 'closed:invalid'])
+    assert.match(details(client.events, 'closed')[0]?.failure?.message ?? '', /^cannot open a WebSocket: /)
+  })
+
   test(name('a drain: reconnect frame and 1012, then 503 with Retry-After from the draining node'), async (t) => {
     const { app, url } = await build(t, bySubprotocol)
     const client = await runtime.start({ url: url(), token: 'dora', reconnectDelayMs: 20 })
