@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import { WscClient, WscFrameError, type WscMessage, type WscStatus } from 'fastify-wsc/client'
 import { buildExampleApp } from '../../example/app.js'
+import { freePorts } from '../../scripts/local-cluster.js'
 import { build, within } from '../helper.js'
 
 function recorder (): { messages: WscMessage[], statuses: string[], until: (predicate: () => boolean, what: string) => Promise<void>, onMessage: (m: WscMessage) => void, onStatus: (s: WscStatus, d?: { code?: number }) => void } {
@@ -82,6 +83,37 @@ test('a kicked client (1008) stays closed', async (t) => {
   assert.equal(dan.statuses.some((s) => s.startsWith('reconnecting')), false)
 })
 
+// Before the client listened to 'error', each of these connects crashed the process with
+// "Unhandled 'error' event" (ECONNREFUSED, ENOTFOUND, "Unexpected server response: 401/503").
+test('failed connects end in the client\'s status, never an unhandled error: refused, DNS, 401, 503', async (t) => {
+  const { url } = await build(t)
+  const draining = await build(t)
+  await draining.app.wsc.drain({ windowMs: 0, delayMs: 0 })
+  const [closedPort] = await freePorts(1)
+  const cases = [
+    { url: `ws://127.0.0.1:${closedPort}/ws?token=a`, expect: 'reconnecting:refused' },
+    { url: 'ws://wsc-test.invalid/ws?token=a', expect: 'reconnecting:dns' },
+    { url: url(), expect: 'closed:http:401' },
+    { url: draining.url('token=a'), expect: 'reconnecting:http:503' }
+  ]
+  for (const { url, expect } of cases) {
+    const seen = recorder()
+    const client = new WscClient({
+      url,
+      WebSocket,
+      reconnectDelayMs: 20,
+      onStatus: (status, detail) => {
+        const failure = detail?.failure
+        seen.onStatus(failure === undefined ? status : [status, failure.kind, failure.status].filter((x) => x !== undefined).join(':') as WscStatus)
+      }
+    })
+    t.after(() => client.close())
+    client.connect()
+    await seen.until(() => seen.statuses.includes(expect), expect)
+    client.close()
+  }
+})
+
 test('the example app serves the demo page and the browser client', async (t) => {
   const app = await buildExampleApp({ fastify: { logger: false }, wsc: { server: { nodeId: 'page' } } })
   t.after(() => app.close())
@@ -92,5 +124,5 @@ test('the example app serves the demo page and the browser client', async (t) =>
   const script = await app.inject('/client.js')
   assert.equal(script.statusCode, 200)
   assert.match(script.headers['content-type'] as string, /javascript/)
-  assert.match(script.body, /export class WscClient/)
+  assert.match(script.body, /export \{[^}]*\bWscClient\b/)
 })
