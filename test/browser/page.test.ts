@@ -20,7 +20,7 @@ let base: string
 const watched: WatchedPage[] = []
 
 before(async () => {
-  app = await buildExampleApp({ fastify: { logger: false }, wsc: { nodeId: 'wsc-page' } })
+  app = await buildExampleApp({ fastify: { logger: false }, wsc: { server: { nodeId: 'wsc-page' } } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
   browser = await launchChromium()

@@ -267,7 +267,7 @@ for (const runtime of runtimes) {
     const { default: wsc } = await import('../../plugins/index.js')
     const second = Fastify({ logger: false })
     t.after(() => second.close())
-    await second.register(wsc, { nodeId: 'restarted', metrics: { port: 0, host: '127.0.0.1' }, ...bySubprotocol })
+    await second.register(wsc, { server: { nodeId: 'restarted' }, metrics: { port: 0, host: '127.0.0.1' }, ...bySubprotocol })
     await second.listen({ port, host: '127.0.0.1' })
     await second.wsc.sendToUser('erin', 'after-1')
     await client.until((e) => messages(e).length === 4, 'the message sent after the restart')
