@@ -9,6 +9,8 @@ export interface NodeHealth {
   draining: boolean
   /** Local connections. */
   connections: number
+  /** Local rooms with at least one member (each a subscription with Redis). */
+  rooms: number
   router: RouterStatus
   /** Undefined when the store has no `status()`. */
   store: StoreStatus | undefined

@@ -75,6 +75,7 @@ async function registerMetrics (fastify: FastifyInstance, options: MetricsPlugin
   const gauge = (configuration: GaugeConfiguration<string>): void => registry.registerMetric(new Gauge({ ...configuration, registers: [] }))
 
   gauge({ name: 'wsc_connections', help: 'WebSocket connections open on this node', collect () { this.set(node.health().connections) } })
+  gauge({ name: 'wsc_rooms', help: 'rooms with a member on this node (each a room channel subscription with Redis)', collect () { this.set(node.health().rooms) } })
   const opened = new Counter({ name: 'wsc_connections_opened_total', help: 'WebSocket connections accepted by this node', registers })
   const closed = new Counter({ name: 'wsc_connections_closed_total', help: 'WebSocket connections closed, by close code', labelNames: ['code'], registers })
   const framesIn = new Counter({ name: 'wsc_frames_in_total', help: 'text frames received from clients, by frame type (invalid: did not parse)', labelNames: ['type'], registers })

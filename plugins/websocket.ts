@@ -16,7 +16,9 @@ import { PACKAGE_VERSION } from '../lib/package-version.js'
 import { CloseCode, isValidName } from '../lib/protocol.js'
 import { RedisMessageStore } from '../lib/redis/message-store.js'
 import type { Router } from '../lib/router/router.js'
-import { WscNode, type AuthResult, type AuthorizeJoin, type AuthorizePublish } from '../lib/node/wsc-node.js'
+import type { AuthorizeJoin, AuthorizePublish } from '../lib/node/client-frames.js'
+import { publicApi, type Wsc } from '../lib/node/public-api.js'
+import { WscNode, type AuthResult } from '../lib/node/wsc-node.js'
 
 /**
  * Decides who opens a connection, before the upgrade. Return the user (and rooms to join at once), or
@@ -24,12 +26,6 @@ import { WscNode, type AuthResult, type AuthorizeJoin, type AuthorizePublish } f
  * `ForbiddenError`) to refuse with that status.
  */
 export type Authenticate = (request: FastifyRequest) => AuthResult | null | undefined | false | Promise<AuthResult | null | undefined | false>
-
-/** The server-side API at `app.wsc`. */
-export type Wsc = Pick<WscNode,
-  'nodeId' | 'sendToUser' | 'sendToRoom' | 'sendToConnection' | 'broadcast' | 'kick' | 'disconnect' |
-  'joinRoom' | 'leaveRoom' | 'isOnline' | 'presence' | 'onlineCount' | 'nodes' | 'routerStatus' | 'on' | 'once' | 'off' |
-  'drain' | 'draining' | 'health' | 'observe'>
 
 /**
  * Options of the `websocket` plugin: the `websocket.*` keys (`path`, `maxConnections`, `maxPayload`,
@@ -126,7 +122,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
     authorizeJoin,
     authorizePublish
   })
-  fastify.decorate('wsc', node)
+  fastify.decorate('wsc', publicApi(node))
 
   const identity = fastify.wscIdentity
   const start = async (known: NodeIdentity): Promise<void> => {
@@ -185,7 +181,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
         return
       }
-      node.handleFrame(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
+      node.frames.handle(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
     })
     socket.on('pong', () => connection.alive())
     socket.on('close', (code) => {

@@ -1,25 +1,70 @@
 import type { TestContext } from 'node:test'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
+import { upgradeInProcess } from './in-process-upgrade.js'
 import wsc, { type WscOptions } from '../plugins/index.js'
 
-/** Builds the plugin in a Fastify app listening on 127.0.0.1, closed in `t.after`. Tokens are user ids. */
-export async function build (t: TestContext, options: WscOptions = {}): Promise<{ app: FastifyInstance, url: (query?: string) => string }> {
-  const app = Fastify({ logger: false })
+/** The test apps' `authenticate`: the `token` query parameter is the user id. */
+const tokenIsUserId = (request: { url: string }): { userId: string } | null => {
+  const token = new URL(request.url, 'http://x').searchParams.get('token')
+  return token === null ? null : { userId: token }
+}
+
+async function register (t: TestContext, options: WscOptions, fastify: FastifyServerOptions = { logger: false }): Promise<FastifyInstance> {
+  const app = Fastify(fastify)
   await app.register(wsc, {
     server: { nodeId: 'test-node' },
     // Several apps run in one process and beside other suites: never the fixed 8081.
     metrics: { port: 0, host: '127.0.0.1' },
-    authenticate: (request) => {
-      const token = new URL(request.url, 'http://x').searchParams.get('token')
-      return token === null ? null : { userId: token }
-    },
+    authenticate: tokenIsUserId,
     ...options
   })
   t.after(() => app.close())
+  return app
+}
+
+/** Builds the plugin in a Fastify app listening on 127.0.0.1, closed in `t.after`. Tokens are user ids. */
+export async function build (t: TestContext, options: WscOptions = {}): Promise<{ app: FastifyInstance, url: (query?: string) => string }> {
+  const app = await register(t, options)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   return { app, url: (query = '') => `ws://127.0.0.1:${port}/ws${query === '' ? '' : `?${query}`}` }
+}
+
+/** An app of the in-process tier: ready, not listening; clients connect over in-memory streams (no port, no TCP). */
+export interface InProcessApp {
+  app: FastifyInstance
+  /** A client whose upgrade is under way (frames are recorded from the first). */
+  open: (query?: string, options?: { headers?: Record<string, string> }) => TestClient
+  /** A client after its `welcome`. */
+  connect: (query?: string, options?: { headers?: Record<string, string> }) => Promise<TestClient>
+  /** The HTTP answer to an upgrade the plugin refuses. */
+  refusal: (query?: string, headers?: Record<string, string>) => Promise<Refusal>
+}
+
+/** Builds the plugin in a ready app that never listens, closed in `t.after`. Tokens are user ids. */
+export async function buildInProcess (t: TestContext, options: WscOptions = {}, fastify?: FastifyServerOptions): Promise<InProcessApp> {
+  const app = await register(t, { metrics: { enabled: false }, ...options }, fastify)
+  await app.ready()
+  const path = (query: string): string => `/ws${query === '' ? '' : `?${query}`}`
+  const open: InProcessApp['open'] = (query = '', { headers = {} } = {}) => {
+    let client: TestClient | undefined
+    upgradeInProcess(app, path(query), headers, (socket) => { client = new TestClient(socket) }).catch(() => {})
+    return client as unknown as TestClient
+  }
+  return {
+    app,
+    open,
+    connect: async (query, options) => {
+      const client = open(query, options)
+      client.welcome = await client.next('welcome')
+      return client
+    },
+    refusal: async (query = '', headers = {}) => {
+      const response = await app.inject({ method: 'GET', url: path(query), headers: { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', ...headers } })
+      return { statusCode: response.statusCode, headers: Object.fromEntries(Object.entries(response.headers).map(([name, value]) => [name, typeof value === 'number' ? String(value) : value])), body: response.body }
+    }
+  }
 }
 
 export type Frame = Record<string, unknown> & { type: string }
@@ -61,8 +106,9 @@ export class TestClient {
   /** The `welcome` frame, once {@link connect} has read it. */
   welcome: Frame | undefined
 
-  constructor (url: string, options: ClientOptions = {}) {
-    this.socket = new WebSocket(url, options.protocols ?? [], { headers: options.headers, localAddress: options.localAddress })
+  /** Opens `url`, or records the frames of a socket made elsewhere (`injectWS`). */
+  constructor (url: string | WebSocket, options: ClientOptions = {}) {
+    this.socket = typeof url === 'string' ? new WebSocket(url, options.protocols ?? [], { headers: options.headers, localAddress: options.localAddress }) : url
     this.socket.on('message', (data) => {
       this.frames.push(JSON.parse(data.toString()) as Frame)
       this.#wake()

@@ -1,3 +1,4 @@
+/** How a drain spreads its closes over the window, and the waits between them. */
 /** How long a drain waits for clients to answer the last close handshake before dropping them. */
 export const DRAIN_CLOSE_GRACE_MS = 2000
 
@@ -20,4 +21,29 @@ export function planDrain (count: number, windowMs: number, jitterMs: number, ra
     steps.push({ atMs: (windowMs * i) / count, afterMs: Math.floor(random() * (jitterMs + 1)) })
   }
   return steps
+}
+
+/** The waits between a drain's closes: each ends at its time, or at once when the node closes meanwhile. */
+export class DrainPause {
+  #wake: (() => void) | undefined
+
+  /** Resolves at `performance.now()` time `at` (at once if it has passed), or when {@link interrupt}ed. */
+  until (at: number): Promise<void> {
+    const ms = at - performance.now()
+    if (ms <= 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#wake = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, ms).unref()
+      this.#wake = done
+    })
+  }
+
+  /** Ends the current wait now. */
+  interrupt (): void {
+    this.#wake?.()
+  }
 }

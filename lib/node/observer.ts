@@ -1,3 +1,4 @@
+/** What a node reports as it works (for metrics), and the list of those who listen. */
 import type { DropReason } from './client-connection.js'
 import type { ClientFrame, Target } from '../protocol.js'
 
@@ -9,7 +10,7 @@ export type TargetKind = 'user' | 'room' | 'connection' | 'broadcast'
 
 /**
  * What a node reports as it works, for metrics. Called on hot paths: implementations only count.
- * `plugins/metrics` supplies the Prometheus one; the default does nothing.
+ * `plugins/metrics` adds the Prometheus one; `app.wsc.observe()` adds more.
  */
 export interface WscObserver {
   /** A socket was upgraded and registered with the node. */
@@ -31,16 +32,51 @@ export interface WscObserver {
   dropped (reason: DropReason): void
 }
 
-/** The default observer: counts nothing. */
-export const NOOP_OBSERVER: WscObserver = Object.freeze({
-  connectionOpened () {},
-  connectionClosed () {},
-  frameIn () {},
-  messageSent () {},
-  messagesOut () {},
-  delivered () {},
-  dropped () {}
-})
+/** Every observer of a node (metrics, and any the app adds), called in turn; one that throws is logged and the others still run. */
+export class ObserverList implements WscObserver {
+  #observers: readonly WscObserver[] = []
+  readonly #onError: (err: unknown) => void
+  readonly #onChange: () => void
+
+  /** @param onChange called after an observer is added or removed */
+  constructor (onError: (err: unknown) => void, onChange: () => void = () => {}) {
+    this.#onError = onError
+    this.#onChange = onChange
+  }
+
+  /** Whether any observer times deliveries (timing costs a clock read per frame). */
+  get timesDeliveries (): boolean {
+    return this.#observers.length > 0
+  }
+
+  /** Adds an observer; the returned function removes it. */
+  add (observer: WscObserver): () => void {
+    this.#observers = [...this.#observers, observer]
+    this.#onChange()
+    return () => {
+      this.#observers = this.#observers.filter((other) => other !== observer)
+      this.#onChange()
+    }
+  }
+
+  #each (call: (observer: WscObserver) => void): void {
+    for (const observer of this.#observers) {
+      try {
+        call(observer)
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
+  }
+
+  connectionOpened (): void { this.#each((o) => o.connectionOpened()) }
+  connectionClosed (code: number): void { this.#each((o) => o.connectionClosed(code)) }
+  frameIn (type: FrameKind): void { this.#each((o) => o.frameIn(type)) }
+  messageSent (target: TargetKind): void { this.#each((o) => o.messageSent(target)) }
+  messagesOut (target: TargetKind, count: number): void { this.#each((o) => o.messagesOut(target, count)) }
+  delivered (enqueueToWriteMs: number, publishToWriteMs: number | undefined): void { this.#each((o) => o.delivered(enqueueToWriteMs, publishToWriteMs)) }
+  dropped (reason: DropReason): void { this.#each((o) => o.dropped(reason)) }
+}
 
 export function targetKind (target: Target): TargetKind {
   if ('user' in target) return 'user'

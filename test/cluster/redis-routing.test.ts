@@ -57,3 +57,33 @@ test('standalone Redis: an operator sees the registry, the index and the channel
   assert.equal(status.up, true, status.detail)
   assert.equal(typeof status.probeLatencyMs, 'number')
 })
+
+test('standalone Redis: a join whose authorizeJoin outlives the connection leaves no room subscription behind', async (t) => {
+  let allow: (() => void) | undefined
+  let asked: (() => void) | undefined
+  const hookCalled = new Promise<void>((resolve) => { asked = resolve })
+  const prefix = uniquePrefix()
+  const [node] = await startNodes(t, 1, {
+    prefix,
+    extra: {
+      authorizeJoin: async () => {
+        asked?.()
+        await new Promise<void>((resolve) => { allow = resolve })
+        return true
+      }
+    }
+  })
+  assert.ok(node)
+  const client = await connect(t, node, 'ada')
+  const released = new Promise((resolve) => node.app.wsc.once('disconnect', resolve))
+  client.send({ type: 'join', room: 'late' })
+  await hookCalled
+  await client.close()
+  await released
+  allow?.()
+  // The join's continuation runs (and would issue its SUBSCRIBE) before the next turn of the event loop.
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.equal(node.app.wsc.health().rooms, 0)
+  const [, subscribers] = await redisClient(t).pubsub('NUMSUB', `${prefix}room:late`) as [string, number]
+  assert.equal(Number(subscribers), 0, 'no node subscribes to a room without members')
+})

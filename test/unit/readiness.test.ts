@@ -6,6 +6,7 @@ const healthy: NodeHealth = {
   started: true,
   draining: false,
   connections: 3,
+  rooms: 0,
   router: { up: true, probeLatencyMs: 1.234, probeAt: 10_000, received: 0, detail: 'redis standalone' },
   store: undefined
 }

@@ -2,39 +2,39 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import wsc from '../../plugins/index.js'
-import { build, TestClient, within } from '../helper.js'
+import { buildInProcess, TestClient, within } from '../helper.js'
 
 test('a user offline during 100 sends receives all 100 in order on connect', async (t) => {
-  const { app, url } = await build(t)
+  const { app, connect } = await buildInProcess(t)
   const results = []
   for (let i = 1; i <= 100; i++) results.push(await app.wsc.sendToUser('olga', { n: i }))
   assert.deepEqual(results.map((r) => r.seq), Array.from({ length: 100 }, (_, i) => i + 1))
-  const client = await TestClient.connect(url('token=olga'))
+  const client = await connect('token=olga')
   const messages = await client.take('message', 100)
   assert.deepEqual(messages.map((m) => (m.data as { n: number }).n), Array.from({ length: 100 }, (_, i) => i + 1))
   assert.deepEqual(messages.map((m) => m.id), results.map((r) => r.id))
 })
 
 test('reconnecting with since=N receives exactly the messages after N, then live traffic', async (t) => {
-  const { app, url } = await build(t)
+  const { app, connect } = await buildInProcess(t)
   for (let i = 1; i <= 20; i++) await app.wsc.sendToUser('pat', i)
-  const client = await TestClient.connect(url('token=pat&since=15'))
+  const client = await connect('token=pat&since=15')
   assert.deepEqual((await client.take('message', 5)).map((m) => m.seq), [16, 17, 18, 19, 20])
   await app.wsc.sendToUser('pat', 21)
   assert.equal((await client.next('message')).seq, 21)
   client.send({ type: 'ping' })
   await client.next('pong')
   assert.equal(client.frames.length, 0, 'nothing before 16, nothing twice')
-  const upToDate = await TestClient.connect(url('token=pat&since=21'))
+  const upToDate = await connect('token=pat&since=21')
   upToDate.send({ type: 'ping' })
   await upToDate.next('pong')
   assert.equal(upToDate.frames.length, 0)
 })
 
 test('messages sent while a replay runs arrive once, after it, in seq order', async (t) => {
-  const { app, url } = await build(t)
+  const { app, open } = await buildInProcess(t)
   for (let i = 1; i <= 500; i++) await app.wsc.sendToUser('quinn', i)
-  const client = new TestClient(url('token=quinn&since=0'))
+  const client = open('token=quinn&since=0')
   const live = (async () => { for (let i = 501; i <= 600; i++) await app.wsc.sendToUser('quinn', i) })()
   await client.next('welcome')
   await live
@@ -44,9 +44,9 @@ test('messages sent while a replay runs arrive once, after it, in seq order', as
 })
 
 test('two devices of one user both receive a sendToUser', async (t) => {
-  const { app, url } = await build(t)
-  const phone = await TestClient.connect(url('token=ravi'))
-  const laptop = await TestClient.connect(url('token=ravi'))
+  const { app, connect } = await buildInProcess(t)
+  const phone = await connect('token=ravi')
+  const laptop = await connect('token=ravi')
   const { seq } = await app.wsc.sendToUser('ravi', { text: 'hello' })
   for (const device of [phone, laptop]) {
     const message = await device.next('message')
@@ -57,9 +57,9 @@ test('two devices of one user both receive a sendToUser', async (t) => {
 })
 
 test('broadcast, sendToConnection, server-side joinRoom and leaveRoom', async (t) => {
-  const { app, url } = await build(t)
-  const sam = await TestClient.connect(url('token=sam'))
-  const tia = await TestClient.connect(url('token=tia'))
+  const { app, connect } = await buildInProcess(t)
+  const sam = await connect('token=sam')
+  const tia = await connect('token=tia')
   await app.wsc.broadcast('to all')
   for (const client of [sam, tia]) assert.deepEqual((await client.next('message')).to, { broadcast: true })
   const [entry] = await app.wsc.presence('tia')
@@ -80,10 +80,10 @@ test('broadcast, sendToConnection, server-side joinRoom and leaveRoom', async (t
 })
 
 test('kick closes every connection of the user with 1008; disconnect closes one with 1000', async (t) => {
-  const { app, url } = await build(t)
-  const a1 = await TestClient.connect(url('token=uma'))
-  const a2 = await TestClient.connect(url('token=uma'))
-  const b = await TestClient.connect(url('token=vic'))
+  const { app, connect } = await buildInProcess(t)
+  const a1 = await connect('token=uma')
+  const a2 = await connect('token=uma')
+  const b = await connect('token=vic')
   await app.wsc.kick('uma', 'token revoked')
   for (const client of [a1, a2]) {
     const closed = await within(client.closed, 5000, 'kick')
@@ -97,16 +97,16 @@ test('kick closes every connection of the user with 1008; disconnect closes one 
 })
 
 test('presence, isOnline, onlineCount, nodes and connection events', async (t) => {
-  const { app, url } = await build(t)
+  const { app, connect } = await buildInProcess(t)
   const events: string[] = []
   app.wsc.on('connect', ({ userId }) => events.push(`connect:${userId}`))
   app.wsc.on('disconnect', ({ userId, code }) => events.push(`disconnect:${userId}:${code}`))
   app.wsc.on('message', ({ userId, to, data }) => events.push(`message:${userId}:${JSON.stringify(to)}:${JSON.stringify(data)}`))
   assert.equal(await app.wsc.isOnline('wes'), false)
-  const wes = await TestClient.connect(url('token=wes'))
-  const welcome = await (async () => ({ connectionId: (await app.wsc.presence('wes'))[0]?.connectionId }))()
+  const wes = await connect('token=wes')
   assert.equal(await app.wsc.isOnline('wes'), true)
-  assert.deepEqual(await app.wsc.presence('wes'), [{ connectionId: welcome.connectionId, nodeId: 'test-node' }])
+  // The connection id the client was welcomed with, and the node it is on.
+  assert.deepEqual(await app.wsc.presence('wes'), [{ connectionId: wes.welcome?.connectionId, nodeId: 'test-node' }])
   assert.equal(await app.wsc.onlineCount(), 1)
   const [node] = await app.wsc.nodes()
   assert.equal(node?.id, 'test-node')
@@ -120,7 +120,7 @@ test('presence, isOnline, onlineCount, nodes and connection events', async (t) =
 })
 
 test('sends refuse bad input with coded errors instead of dropping it', async (t) => {
-  const { app } = await build(t)
+  const { app } = await buildInProcess(t)
   const cyclic: Record<string, unknown> = {}
   cyclic.self = cyclic
   await assert.rejects(app.wsc.sendToUser('', 1), { code: 'WSC_ERR_TARGET' })

@@ -1,11 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { build, TestClient } from '../helper.js'
+import { build, buildInProcess, TestClient } from '../helper.js'
 
 test('welcome names the node, the connection and the user, with the latest seq', async (t) => {
-  const { app, url } = await build(t)
+  const { app, open } = await buildInProcess(t)
   await app.wsc.sendToUser('alice', 'before')
-  const client = new TestClient(url('token=alice'))
+  const client = open('token=alice')
   const welcome = await client.next('welcome')
   assert.equal(welcome.nodeId, 'test-node')
   assert.equal(welcome.userId, 'alice')
@@ -17,8 +17,8 @@ test('welcome names the node, the connection and the user, with the latest seq',
 })
 
 test('ping gets pong', async (t) => {
-  const { url } = await build(t)
-  const client = await TestClient.connect(url('token=alice'))
+  const { connect } = await buildInProcess(t)
+  const client = await connect('token=alice')
   client.send({ type: 'ping' })
   await client.next('pong')
   client.send({ type: 'ping', id: 'p-1' })
@@ -27,9 +27,9 @@ test('ping gets pong', async (t) => {
 })
 
 test('join, publish to the room, leave: joined/ack/message/left frames', async (t) => {
-  const { url } = await build(t)
-  const alice = await TestClient.connect(url('token=alice'))
-  const bob = await TestClient.connect(url('token=bob'))
+  const { connect } = await buildInProcess(t)
+  const alice = await connect('token=alice')
+  const bob = await connect('token=bob')
   alice.send({ type: 'join', room: 'lobby', id: 'c-1' })
   bob.send({ type: 'join', room: 'lobby' })
   assert.deepEqual(await alice.next('joined'), { type: 'joined', room: 'lobby' })
@@ -57,10 +57,10 @@ test('join, publish to the room, leave: joined/ack/message/left frames', async (
 })
 
 test('publish to a user reaches every device of that user with the next seq', async (t) => {
-  const { url } = await build(t)
-  const alice = await TestClient.connect(url('token=alice'))
-  const phone = await TestClient.connect(url('token=bob'))
-  const laptop = await TestClient.connect(url('token=bob'))
+  const { connect } = await buildInProcess(t)
+  const alice = await connect('token=alice')
+  const phone = await connect('token=bob')
+  const laptop = await connect('token=bob')
   alice.send({ type: 'publish', id: 'c-1', to: { user: 'bob' }, data: 'hi bob' })
   await alice.next('ack')
   for (const device of [phone, laptop]) {
@@ -72,14 +72,14 @@ test('publish to a user reaches every device of that user with the next seq', as
 })
 
 test('ack of a seq means a later connection replays nothing older', async (t) => {
-  const { app, url } = await build(t)
+  const { app, connect } = await buildInProcess(t)
   for (let i = 1; i <= 3; i++) await app.wsc.sendToUser('carol', i)
-  const first = await TestClient.connect(url('token=carol'))
+  const first = await connect('token=carol')
   assert.deepEqual((await first.take('message', 3)).map((m) => m.seq), [1, 2, 3])
   first.send({ type: 'ack', seq: 2, id: 'a-1' })
   await first.next('ack')
   await first.close()
-  const second = await TestClient.connect(url('token=carol'))
+  const second = await connect('token=carol')
   assert.deepEqual((await second.take('message', 1)).map((m) => m.data), [3])
   second.send({ type: 'ping' })
   await second.next('pong')
@@ -87,8 +87,8 @@ test('ack of a seq means a later connection replays nothing older', async (t) =>
 })
 
 test('publishing to a room not joined is FORBIDDEN; the connection stays', async (t) => {
-  const { url } = await build(t)
-  const alice = await TestClient.connect(url('token=alice'))
+  const { connect } = await buildInProcess(t)
+  const alice = await connect('token=alice')
   alice.send({ type: 'publish', id: 'c-1', to: { room: 'secret' }, data: 1 })
   const error = await alice.next('error')
   assert.equal(error.code, 'FORBIDDEN')
@@ -98,11 +98,11 @@ test('publishing to a room not joined is FORBIDDEN; the connection stays', async
 })
 
 test('authorizeJoin and authorizePublish decide, and their refusals are FORBIDDEN', async (t) => {
-  const { url } = await build(t, {
+  const { connect } = await buildInProcess(t, {
     authorizeJoin: ({ room }) => room.startsWith('public:'),
     authorizePublish: ({ to }) => !('user' in to) || to.user !== 'ceo'
   })
-  const alice = await TestClient.connect(url('token=alice'))
+  const alice = await connect('token=alice')
   alice.send({ type: 'join', room: 'private:x', id: 'j-1' })
   assert.deepEqual(await alice.next('error'), { type: 'error', id: 'j-1', code: 'FORBIDDEN', message: 'not allowed to join private:x' })
   alice.send({ type: 'join', room: 'public:x', id: 'j-2' })
@@ -114,8 +114,8 @@ test('authorizeJoin and authorizePublish decide, and their refusals are FORBIDDE
 })
 
 test('leaving a room the connection is not in is NOT_FOUND', async (t) => {
-  const { url } = await build(t)
-  const alice = await TestClient.connect(url('token=alice'))
+  const { connect } = await buildInProcess(t)
+  const alice = await connect('token=alice')
   alice.send({ type: 'leave', room: 'nowhere', id: 'l-1' })
   const error = await alice.next('error')
   assert.equal(error.code, 'NOT_FOUND')
@@ -123,8 +123,8 @@ test('leaving a room the connection is not in is NOT_FOUND', async (t) => {
 })
 
 test('bad JSON, a non-object, an unknown type and a missing field get error frames; the connection stays', async (t) => {
-  const { url } = await build(t)
-  const client = await TestClient.connect(url('token=alice'))
+  const { connect } = await buildInProcess(t)
+  const client = await connect('token=alice')
   client.send('{nope')
   assert.equal((await client.next('error')).code, 'BAD_REQUEST')
   client.send('[1,2,3]')
@@ -141,8 +141,8 @@ test('bad JSON, a non-object, an unknown type and a missing field get error fram
 })
 
 test('rooms returned by authenticate are joined at once', async (t) => {
-  const { url } = await build(t, { authenticate: () => ({ userId: 'dana', rooms: ['team:1', 'all'] }) })
-  const client = await TestClient.connect(url())
+  const { connect } = await buildInProcess(t, { authenticate: () => ({ userId: 'dana', rooms: ['team:1', 'all'] }) })
+  const client = await connect()
   assert.deepEqual(await client.take('joined', 2), [{ type: 'joined', room: 'team:1' }, { type: 'joined', room: 'all' }])
   client.send({ type: 'publish', id: 'p', to: { room: 'team:1' }, data: 'x' })
   await client.next('message')

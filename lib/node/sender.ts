@@ -1,0 +1,134 @@
+/**
+ * The server-side sends of `app.wsc` (to a user, a room, a connection, everyone) and the control
+ * events (kick, disconnect, join, leave): validated, numbered and stored when user-addressed, handed to
+ * the router, and tracked while in flight so that a shutdown lets them settle.
+ */
+import { randomUUID } from 'node:crypto'
+import { ClosedError, PayloadError, TargetError } from '../errors.js'
+import type { MessageStore } from '../message-store.js'
+import { CloseCode, describeBadTarget, encodeMessage, isValidName, serializeData, type Target } from '../protocol.js'
+import type { Router } from '../router/router.js'
+import { targetKind, type TargetKind, type WscObserver } from './observer.js'
+
+/** What a send resolved with: the message id, and the user's `seq` for `sendToUser`. */
+export interface SendResult {
+  id: string
+  seq?: number
+}
+
+export interface SendOptions {
+  /** The sending user; null (the default) for server-sent messages. */
+  from?: string | null
+}
+
+/** Whether sends are accepted: not before the node started, not once it is closing. */
+export type SendState = 'starting' | 'open' | 'closing'
+
+export interface SenderOptions {
+  router: Router
+  store: MessageStore
+  observer: WscObserver
+  /** `websocket.max_payload`: the largest message the server sends. */
+  maxPayload: number
+  state: () => SendState
+}
+
+export class Sender {
+  readonly #options: SenderOptions
+  /** Sends that have not settled yet. */
+  readonly #inflight = new Set<Promise<unknown>>()
+
+  constructor (options: SenderOptions) {
+    this.#options = options
+  }
+
+  /** Resolves once every send in flight settled (none can start once the node is closing). */
+  async settle (): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+  }
+
+  /** Numbers, stores and delivers a message to every device of the user on any node. */
+  sendToUser (userId: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#track('user', (async () => {
+      const to = { user: userId }
+      const message = this.#prepare(to, data, options.from)
+      const stored = await this.#options.store.append(userId, { ...message, to })
+      await this.#options.router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq, publishedAt: Date.now() })
+      return { id: stored.id, seq: stored.seq }
+    })())
+  }
+
+  /** Delivers a message, live only, to every member of the room on any node. */
+  sendToRoom (room: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#live({ room }, data, options, (to, event) => this.#options.router.toRoom(to.room, event))
+  }
+
+  /** Delivers a message, live only, to one connection on any node. */
+  sendToConnection (connectionId: string, data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#live({ connection: connectionId }, data, options, (to, event) => this.#options.router.toConnection(to.connection, event))
+  }
+
+  /** Delivers a message, live only, to every connection on every node. */
+  broadcast (data: unknown, options: SendOptions = {}): Promise<SendResult> {
+    return this.#live({ broadcast: true as const }, data, options, (_to, event) => this.#options.router.toAll(event))
+  }
+
+  /** Closes every connection of the user, on any node, with 1008. */
+  async kick (userId: string, reason = 'kicked'): Promise<void> {
+    if (!isValidName(userId)) throw new TargetError('userId must be a non-empty string')
+    await this.#options.router.toUser(userId, { kind: 'kick', userId, code: CloseCode.POLICY, reason })
+  }
+
+  /** Closes one connection, on any node, with 1000. */
+  async disconnect (connectionId: string, reason = 'disconnected by the server'): Promise<void> {
+    if (!isValidName(connectionId)) throw new TargetError('connectionId must be a non-empty string')
+    await this.#options.router.toConnection(connectionId, { kind: 'disconnect', connectionId, code: CloseCode.NORMAL, reason })
+  }
+
+  /** Puts every current connection of the user, on any node, in the room. */
+  async joinRoom (userId: string, room: string): Promise<void> {
+    if (!isValidName(userId) || !isValidName(room)) throw new TargetError('userId and room must be non-empty strings')
+    await this.#options.router.toUser(userId, { kind: 'join', userId, room })
+  }
+
+  /** Takes every current connection of the user, on any node, out of the room. */
+  async leaveRoom (userId: string, room: string): Promise<void> {
+    if (!isValidName(userId) || !isValidName(room)) throw new TargetError('userId and room must be non-empty strings')
+    await this.#options.router.toUser(userId, { kind: 'leave', userId, room })
+  }
+
+  #live<T extends Target> (to: T, data: unknown, options: SendOptions, route: (to: T, event: { kind: 'deliver', target: T, frame: string, publishedAt: number }) => Promise<void>): Promise<SendResult> {
+    return this.#track(targetKind(to), (async () => {
+      const message = this.#prepare(to, data, options.from)
+      await route(to, { kind: 'deliver', target: to, frame: encodeMessage({ ...message, to }), publishedAt: Date.now() })
+      return { id: message.id }
+    })())
+  }
+
+  #prepare (to: Target, data: unknown, from: string | null | undefined): { id: string, dataJson: string, from: string | null, ts: number } {
+    const state = this.#options.state()
+    if (state === 'closing') throw new ClosedError('the node is shutting down')
+    if (state === 'starting') throw new ClosedError('the node is starting; retry shortly (it starts once the app is ready, or listens when its id is <ip>-<port>)')
+    const reason = describeBadTarget(to, ['user', 'room', 'connection', 'broadcast'])
+    if (reason !== undefined) throw new TargetError(reason)
+    if (from !== undefined && from !== null && !isValidName(from)) throw new TargetError('from must be a non-empty string or null')
+    const serialized = serializeData(data, this.#options.maxPayload)
+    if (!serialized.ok) {
+      this.#options.observer.dropped('payload')
+      throw new PayloadError(serialized.reason)
+    }
+    return { id: randomUUID(), dataJson: serialized.json, from: from ?? null, ts: Date.now() }
+  }
+
+  #track (target: TargetKind, send: Promise<SendResult>): Promise<SendResult> {
+    this.#inflight.add(send)
+    return send.then((result) => {
+      this.#inflight.delete(send)
+      this.#options.observer.messageSent(target)
+      return result
+    }, (err: unknown) => {
+      this.#inflight.delete(send)
+      throw err
+    })
+  }
+}
