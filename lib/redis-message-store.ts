@@ -1,5 +1,5 @@
 import { UnavailableError } from './errors.js'
-import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
+import type { MessageStore, StoredMessage, StoreStatus } from './store/message-store.js'
 import type { Message } from './protocol.js'
 import { RedisCommandPool, type RedisClient } from './redis-command-pool.js'
 import { RedisKeys } from './redis-keys.js'

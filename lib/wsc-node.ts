@@ -5,7 +5,7 @@ import type { WscConfig } from './config.js'
 import { DRAIN_CLOSE_GRACE_MS, planDrain } from './drain.js'
 import { ClosedError, PayloadError, TargetError, UnavailableError } from './errors.js'
 import { LocalHub } from './hub.js'
-import type { MessageStore } from './message-store.js'
+import type { MessageStore } from './store/message-store.js'
 import { NOOP_OBSERVER, targetKind, type TargetKind, type WscObserver } from './observer.js'
 import {
   CloseCode, ErrorCode, PONG_FRAME, describeBadTarget, encodeAck, encodeError, encodeJoined, encodeLeft,

@@ -5,10 +5,10 @@ import type { Pool as CallbackPool } from 'mysql2'
 import type { Pool, PoolOptions } from 'mysql2/promise'
 import { resolveSection, type ConfigSectionInput, type WscConfig } from '../lib/config.js'
 import { OptionError } from '../lib/errors.js'
-import type { MessageStore } from '../lib/message-store.js'
-import { MySqlMessageStore } from '../lib/mysql-message-store.js'
-import type { MigrationResult } from '../lib/mysql-schema.js'
-import { RedisMySqlMessageStore } from '../lib/redis-mysql-message-store.js'
+import type { MessageStore } from '../lib/store/message-store.js'
+import { MySqlMessageStore } from '../lib/store/mysql/mysql-message-store.js'
+import type { MigrationResult } from '../lib/store/mysql/schema.js'
+import { RedisMySqlMessageStore } from '../lib/store/redis-mysql-message-store.js'
 
 /** A MySQL pool the app already has: `fastify.mysql` of @fastify/mysql (with or without `promise`), or a mysql2 pool. */
 export type MySqlPoolSource = MySQLPool | MySQLPromisePool | Pool | CallbackPool

@@ -1,9 +1,9 @@
 import type { Pool } from 'mysql2/promise'
 import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
-import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql-message-store.js'
-import type { MigrationResult } from './mysql-schema.js'
-import type { Message } from './protocol.js'
-import { RedisInbox, type RedisCommands } from './redis-message-store.js'
+import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql/mysql-message-store.js'
+import type { MigrationResult } from './mysql/schema.js'
+import type { Message } from '../protocol.js'
+import { RedisInbox, type RedisCommands } from '../redis-message-store.js'
 
 export interface RedisMySqlMessageStoreOptions extends Omit<MySqlMessageStoreOptions, 'seqFloors' | 'afterCommit'> {
   /** Key prefix (`redis.prefix`). Default `wsc:`. */

@@ -1,4 +1,4 @@
-import type { Message } from './protocol.js'
+import type { Message } from '../protocol.js'
 
 /** A user-addressed message with its per-user sequence number. */
 export interface StoredMessage extends Message {

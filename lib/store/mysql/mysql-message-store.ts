@@ -1,9 +1,9 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
-import { ClosedError, PayloadError, UnavailableError } from './errors.js'
-import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
-import { migrate, Sql, type MigrationResult } from './mysql-schema.js'
-import type { Message } from './protocol.js'
+import { ClosedError, PayloadError, UnavailableError } from '../../errors.js'
+import type { MessageStore, StoredMessage, StoreStatus } from '../message-store.js'
+import { migrate, Sql, type MigrationResult } from './schema.js'
+import type { Message } from '../../protocol.js'
 
 /** A committed message and the user it belongs to. */
 export interface CommittedMessage {

@@ -1,5 +1,5 @@
 import type { MessageStore, StoredMessage } from './message-store.js'
-import type { Message } from './protocol.js'
+import type { Message } from '../protocol.js'
 
 interface Inbox {
   seq: number
