@@ -1,9 +1,12 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import type { Pool, PoolConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
+import type { Pool, PoolConnection } from 'mysql2/promise'
 import { ClosedError, PayloadError, UnavailableError } from '../../errors.js'
 import type { MessageStore, StoredMessage, StoreStatus } from '../message-store.js'
 import { migrate, Sql, type MigrationResult } from './schema.js'
 import type { Message } from '../../protocol.js'
+import { columnText, MySqlConnections, type Row } from './mysql-connections.js'
+import { isConflict, isConnectionError } from './mysql-errors.js'
+import { MySqlStatus } from './mysql-status.js'
 
 /** A committed message and the user it belongs to. */
 export interface CommittedMessage {
@@ -62,8 +65,6 @@ interface PendingAck {
   waiters: Array<{ resolve: () => void, reject: (err: Error) => void }>
 }
 
-type Row = RowDataPacket & Record<string, unknown>
-
 /** Statement bytes a message row adds besides its payload and user ids. */
 const ROW_OVERHEAD = 128
 /** Unescaped bytes per INSERT: short lock times, and below max_allowed_packet even if escaping doubles them. */
@@ -74,31 +75,6 @@ const ESCAPED = /[\0\b\t\n\r\x1a"'\\]/g
 const MAX_ATTEMPTS = 5
 const CLEANUP_USERS_PER_PASS = 100
 const CLEANUP_BATCHES_PER_PASS = 20
-
-const ER_DUP_ENTRY = 1062
-const ER_LOCK_WAIT_TIMEOUT = 1205
-const ER_LOCK_DEADLOCK = 1213
-
-const CONNECTION_ERRORS = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
-  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_SERVER_SHUTDOWN', 'ER_CON_COUNT_ERROR',
-  'ER_SERVER_GONE_ERROR', 'ER_SERVER_LOST'
-])
-
-interface MySqlError { code?: string, errno?: number, fatal?: boolean, message?: string }
-
-function isConnectionError (err: unknown): boolean {
-  const e = err as MySqlError
-  return e.fatal === true || (e.code !== undefined && CONNECTION_ERRORS.has(e.code))
-}
-
-function describe (err: unknown): string {
-  const e = err as MySqlError
-  const message = e.message !== undefined && e.message !== '' ? e.message : String(err)
-  return e.code !== undefined && !message.includes(e.code) ? `${e.code} ${message}` : message
-}
-
-const text = (value: unknown): string => Buffer.isBuffer(value) ? value.toString('utf8') : String(value)
 
 /**
  * User messages in MySQL: per-user seq from the `wsc_inboxes` counter row (locked until COMMIT, so a
@@ -118,7 +94,8 @@ export class MySqlMessageStore implements MessageStore {
   readonly #cleanupInterval: number
   readonly #cleanupBatch: number
   readonly #probeInterval: number
-  readonly #queryTimeout: number
+  readonly #connections: MySqlConnections
+  readonly #status = new MySqlStatus()
   readonly #seqFloors: MySqlMessageStoreOptions['seqFloors']
   readonly #afterCommit: MySqlMessageStoreOptions['afterCommit']
   /** Largest message row the server accepts, from max_allowed_packet (read at start). */
@@ -132,7 +109,6 @@ export class MySqlMessageStore implements MessageStore {
   #ackScheduled = false
   /** Every write, ack flush and cleanup pass under way; close() waits for them. */
   readonly #work = new Set<Promise<unknown>>()
-  #status: StoreStatus = { up: false, detail: 'mysql: not started' }
   #probeTimer: NodeJS.Timeout | undefined
   #cleanupTimer: NodeJS.Timeout | undefined
   #cleanupCursor = ''
@@ -150,7 +126,7 @@ export class MySqlMessageStore implements MessageStore {
     this.#cleanupInterval = options.cleanupInterval ?? 0
     this.#cleanupBatch = options.cleanupBatch ?? 500
     this.#probeInterval = options.probeInterval ?? 5000
-    this.#queryTimeout = options.queryTimeout ?? 10_000
+    this.#connections = new MySqlConnections(pool, options.queryTimeout ?? 10_000, this.#status)
     this.#seqFloors = options.seqFloors
     this.#afterCommit = options.afterCommit
   }
@@ -164,7 +140,7 @@ export class MySqlMessageStore implements MessageStore {
       this.#maxMessageBytes = Math.max(1024, maxPacket - 4 * ROW_OVERHEAD)
       this.#maxBatchBytes = Math.min(MAX_BATCH_BYTES, Math.floor(maxPacket / 2))
     }
-    this.#status = { up: true, detail: `mysql: schema version ${migration.version}` }
+    this.#status.started(migration.version)
     this.#started = true
     if (this.#probeInterval > 0) this.#scheduleProbe()
     if (this.#cleanupInterval > 0 && (this.#retentionAge > 0 || this.#retentionCount > 0)) this.#scheduleCleanup()
@@ -172,7 +148,7 @@ export class MySqlMessageStore implements MessageStore {
   }
 
   status (): StoreStatus {
-    return { ...this.#status }
+    return this.#status.current()
   }
 
   // ---- appends and group commit ----
@@ -266,7 +242,7 @@ export class MySqlMessageStore implements MessageStore {
     }
     for (const { pending, stored } of committed) pending.resolve(stored)
     if (failure !== undefined) {
-      const refused = this.#refusal(failure)
+      const refused = this.#status.refusal(failure)
       for (const p of pending) p.reject(refused)
     }
   }
@@ -290,22 +266,14 @@ export class MySqlMessageStore implements MessageStore {
   }
 
   #isRetryable (err: unknown, attempt: number): boolean {
-    const errno = (err as MySqlError).errno
-    if (errno === ER_LOCK_DEADLOCK || errno === ER_LOCK_WAIT_TIMEOUT || errno === ER_DUP_ENTRY) return true
     // One retry on a fresh connection: a pooled connection may have died while idle.
-    return attempt === 0 && isConnectionError(err)
-  }
-
-  #refusal (err: unknown): Error {
-    if (err instanceof ClosedError || err instanceof PayloadError || err instanceof UnavailableError) return err
-    if (isConnectionError(err)) this.#markDown(err)
-    return new UnavailableError(`mysql: ${describe(err)}`, { cause: err })
+    return isConflict(err) || (attempt === 0 && isConnectionError(err))
   }
 
   /** Resolves the appends whose message id is already stored (an earlier attempt committed); returns the rest. */
   async #takeStored (pending: PendingAppend[], committed: Array<{ pending: PendingAppend, stored: StoredMessage }>): Promise<PendingAppend[]> {
-    const rows = await this.#withConnection((conn) => this.#run<Row[]>(conn, Sql.findMessages(pending.length), pending.map((p) => p.message.id)))
-    const stored = new Map(rows.map((row) => [String(row.id), { userId: text(row.user_id), seq: Number(row.seq) }]))
+    const rows = await this.#connections.withConnection((conn) => this.#connections.run<Row[]>(conn, Sql.findMessages(pending.length), pending.map((p) => p.message.id)))
+    const stored = new Map(rows.map((row) => [String(row.id), { userId: columnText(row.user_id), seq: Number(row.seq) }]))
     const rest: PendingAppend[] = []
     for (const p of pending) {
       const found = stored.get(p.message.id)
@@ -323,21 +291,21 @@ export class MySqlMessageStore implements MessageStore {
    */
   async #insert (pending: PendingAppend[], floors: ReadonlyMap<string, number> | undefined, recheck: boolean): Promise<Array<{ pending: PendingAppend, stored: StoredMessage }>> {
     const users = [...new Set(pending.map((p) => p.userId))]
-    return this.#withConnection(async (conn, discard) => {
-      await this.#run(conn, Sql.begin)
+    return this.#connections.withConnection(async (conn, discard) => {
+      await this.#connections.run(conn, Sql.begin)
       try {
         const written = await this.#number(conn, pending, users, floors, recheck)
-        await this.#run(conn, Sql.upsertInboxSeqs(users.length), users.flatMap((user) => [user, written.latest.get(user)]))
-        await this.#run(conn, Sql.insertMessages(written.messages.length),
+        await this.#connections.run(conn, Sql.upsertInboxSeqs(users.length), users.flatMap((user) => [user, written.latest.get(user)]))
+        await this.#connections.run(conn, Sql.insertMessages(written.messages.length),
           written.messages.flatMap(({ pending: p, stored }) => [p.userId, stored.seq, stored.id, stored.from, stored.ts, stored.dataJson]))
-        await this.#run(conn, Sql.commit)
+        await this.#connections.run(conn, Sql.commit)
         this.stats.batches++
         this.stats.messages += written.messages.length
-        this.#markUp()
+        this.#status.markUp()
         return written.messages
       } catch (err) {
         // A connection whose transaction may still be open must not go back to the pool.
-        if (!isConnectionError(err)) await this.#run(conn, Sql.rollback).catch(discard)
+        if (!isConnectionError(err)) await this.#connections.run(conn, Sql.rollback).catch(discard)
         throw err
       }
     })
@@ -347,12 +315,12 @@ export class MySqlMessageStore implements MessageStore {
   async #number (conn: PoolConnection, pending: PendingAppend[], users: string[], floors: ReadonlyMap<string, number> | undefined, recheck: boolean):
   Promise<{ latest: Map<string, number>, messages: Array<{ pending: PendingAppend, stored: StoredMessage }> }> {
     const latest = new Map<string, number>()
-    for (const row of await this.#run<Row[]>(conn, Sql.lockInboxes(users.length), users)) latest.set(text(row.user_id), Number(row.seq))
+    for (const row of await this.#connections.run<Row[]>(conn, Sql.lockInboxes(users.length), users)) latest.set(columnText(row.user_id), Number(row.seq))
     const unsure = recheck ? users : users.filter((user) => !latest.has(user))
     if (unsure.length > 0) {
       // A user without an inbox row may still have messages (the row was lost): continue after them.
-      for (const row of await this.#run<Row[]>(conn, Sql.maxStoredSeq(unsure.length), unsure)) {
-        latest.set(text(row.user_id), Math.max(latest.get(text(row.user_id)) ?? 0, Number(row.seq)))
+      for (const row of await this.#connections.run<Row[]>(conn, Sql.maxStoredSeq(unsure.length), unsure)) {
+        latest.set(columnText(row.user_id), Math.max(latest.get(columnText(row.user_id)) ?? 0, Number(row.seq)))
       }
     }
     for (const user of users) latest.set(user, Math.max(latest.get(user) ?? 0, floors?.get(user) ?? 0))
@@ -362,54 +330,6 @@ export class MySqlMessageStore implements MessageStore {
       return { pending: p, stored: { ...p.message, seq } }
     })
     return { latest, messages }
-  }
-
-  /**
-   * Runs `fn` on a pooled connection. One that failed at the network level, timed out, or that `fn`
-   * discards is destroyed, not reused.
-   */
-  async #withConnection<T> (fn: (conn: PoolConnection, discard: () => void) => Promise<T>): Promise<T> {
-    const conn = await this.#pool.getConnection()
-    let broken = false
-    try {
-      return await fn(conn, () => { broken = true })
-    } catch (err) {
-      broken ||= isConnectionError(err)
-      throw err
-    } finally {
-      if (broken) conn.destroy()
-      else conn.release()
-    }
-  }
-
-  /**
-   * One statement with a client-side timeout. Not mysql2's `timeout` option: its timer outlives a
-   * connection that dies mid-query and keeps the process alive.
-   */
-  async #run<T extends Row[] | ResultSetHeader = ResultSetHeader> (conn: PoolConnection, sql: string, values?: unknown[]): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    const timedOut = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => {
-        reject(Object.assign(new Error(`no answer within ${this.#queryTimeout} ms`), { code: 'PROTOCOL_SEQUENCE_TIMEOUT', fatal: true }))
-      }, this.#queryTimeout).unref()
-    })
-    try {
-      const [result] = await Promise.race([conn.query<T>(sql, values), timedOut])
-      return result
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
-  /** One statement on any pooled connection; a failure becomes `WSC_ERR_UNAVAILABLE`. */
-  async #query<T extends Row[] | ResultSetHeader> (sql: string, values: unknown[]): Promise<T> {
-    try {
-      const result = await this.#withConnection((conn) => this.#run<T>(conn, sql, values))
-      this.#markUp()
-      return result
-    } catch (err) {
-      throw this.#refusal(err)
-    }
   }
 
   // ---- reads ----
@@ -424,13 +344,13 @@ export class MySqlMessageStore implements MessageStore {
   }
 
   async #read (userId: string, sql: string, values: unknown[]): Promise<StoredMessage[]> {
-    const rows = await this.#query<Row[]>(sql, values)
+    const rows = await this.#connections.query<Row[]>(sql, values)
     return rows.map((row) => ({
       id: String(row.id),
       seq: Number(row.seq),
-      from: row.sender === null ? null : text(row.sender),
+      from: row.sender === null ? null : columnText(row.sender),
       to: { user: userId },
-      dataJson: text(row.data),
+      dataJson: columnText(row.data),
       ts: Number(row.ts)
     }))
   }
@@ -444,7 +364,7 @@ export class MySqlMessageStore implements MessageStore {
   }
 
   async #inbox (userId: string): Promise<{ seq: number, acked: number }> {
-    const [row] = await this.#query<Row[]>(Sql.inbox, [userId])
+    const [row] = await this.#connections.query<Row[]>(Sql.inbox, [userId])
     return { seq: Number(row?.seq ?? 0), acked: Number(row?.acked_seq ?? 0) }
   }
 
@@ -479,7 +399,7 @@ export class MySqlMessageStore implements MessageStore {
   async #writeAcks (acks: Map<string, PendingAck>): Promise<void> {
     const users = [...acks.keys()]
     try {
-      await this.#query(Sql.ack(users.length), [...users.flatMap((user) => [user, acks.get(user)?.seq]), ...users])
+      await this.#connections.query(Sql.ack(users.length), [...users.flatMap((user) => [user, acks.get(user)?.seq]), ...users])
       for (const ack of acks.values()) for (const waiter of ack.waiters) waiter.resolve()
     } catch (err) {
       for (const ack of acks.values()) for (const waiter of ack.waiters) waiter.reject(err as Error)
@@ -487,15 +407,6 @@ export class MySqlMessageStore implements MessageStore {
   }
 
   // ---- health ----
-
-  #markUp (latencyMs?: number): void {
-    const detail = this.#status.up ? this.#status.detail : 'mysql: reachable'
-    this.#status = latencyMs === undefined ? { ...this.#status, up: true, detail } : { up: true, detail, latencyMs }
-  }
-
-  #markDown (err: unknown): void {
-    this.#status = { up: false, detail: `mysql: ${describe(err)}` }
-  }
 
   #scheduleProbe (): void {
     this.#probeTimer = setTimeout(() => {
@@ -509,10 +420,10 @@ export class MySqlMessageStore implements MessageStore {
   async probe (): Promise<StoreStatus> {
     const started = performance.now()
     try {
-      await this.#withConnection((conn) => this.#run<Row[]>(conn, Sql.probe))
-      this.#markUp(Math.round((performance.now() - started) * 100) / 100)
+      await this.#connections.withConnection((conn) => this.#connections.run<Row[]>(conn, Sql.probe))
+      this.#status.markUp(Math.round((performance.now() - started) * 100) / 100)
     } catch (err) {
-      this.#markDown(err)
+      this.#status.markDown(err)
     }
     return this.status()
   }
@@ -521,14 +432,10 @@ export class MySqlMessageStore implements MessageStore {
 
   #scheduleCleanup (): void {
     this.#cleanupTimer = setTimeout(() => {
-      this.#track(this.runRetention().catch((err: unknown) => this.#markDownIfUnreachable(err)).finally(() => {
+      this.#track(this.runRetention().catch((err: unknown) => this.#status.markDownIfUnreachable(err)).finally(() => {
         if (!this.#closing) this.#scheduleCleanup()
       }))
     }, this.#cleanupInterval).unref()
-  }
-
-  #markDownIfUnreachable (err: unknown): void {
-    if (isConnectionError(err) || isConnectionError((err as { cause?: unknown }).cause)) this.#markDown(err)
   }
 
   /**
@@ -548,11 +455,11 @@ export class MySqlMessageStore implements MessageStore {
       }
     }
     if (this.#retentionCount > 0 && !this.#closing) {
-      const rows = await this.#query<Row[]>(Sql.inboxesOver, [this.#cleanupCursor, this.#retentionCount, CLEANUP_USERS_PER_PASS])
+      const rows = await this.#connections.query<Row[]>(Sql.inboxesOver, [this.#cleanupCursor, this.#retentionCount, CLEANUP_USERS_PER_PASS])
       for (const row of rows) {
         if (this.#closing) break
-        const userId = text(row.user_id)
-        const [boundary] = await this.#query<Row[]>(Sql.countBoundary, [userId, this.#retentionCount])
+        const userId = columnText(row.user_id)
+        const [boundary] = await this.#connections.query<Row[]>(Sql.countBoundary, [userId, this.#retentionCount])
         if (boundary !== undefined) deleted += await this.#trimUser(userId, Number(boundary.seq))
         this.#cleanupCursor = userId
       }
@@ -577,12 +484,12 @@ export class MySqlMessageStore implements MessageStore {
   async #delete (sql: string, values: unknown[]): Promise<number> {
     await nextTurn()
     try {
-      return await this.#withConnection(async (conn) => {
-        await this.#run(conn, Sql.readCommittedNext)
-        return (await this.#run(conn, sql, values)).affectedRows
+      return await this.#connections.withConnection(async (conn) => {
+        await this.#connections.run(conn, Sql.readCommittedNext)
+        return (await this.#connections.run(conn, sql, values)).affectedRows
       })
     } catch (err) {
-      throw this.#refusal(err)
+      throw this.#status.refusal(err)
     }
   }
 
