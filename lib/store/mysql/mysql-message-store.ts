@@ -7,6 +7,8 @@ import type { Message } from '../../protocol.js'
 import { columnText, MySqlConnections, type Row } from './mysql-connections.js'
 import { isConflict, isConnectionError } from './mysql-errors.js'
 import { MySqlStatus } from './mysql-status.js'
+import { HealthProbe } from './health-probe.js'
+import { RetentionJob } from './retention-job.js'
 
 /** A committed message and the user it belongs to. */
 export interface CommittedMessage {
@@ -73,8 +75,6 @@ const MAX_BATCH_BYTES = 4 * 1024 * 1024
 // eslint-disable-next-line no-control-regex -- these control characters are exactly what gets escaped
 const ESCAPED = /[\0\b\t\n\r\x1a"'\\]/g
 const MAX_ATTEMPTS = 5
-const CLEANUP_USERS_PER_PASS = 100
-const CLEANUP_BATCHES_PER_PASS = 20
 
 /**
  * User messages in MySQL: per-user seq from the `wsc_inboxes` counter row (locked until COMMIT, so a
@@ -85,15 +85,10 @@ const CLEANUP_BATCHES_PER_PASS = 20
  */
 export class MySqlMessageStore implements MessageStore {
   readonly durability = 'mysql' as const
-  readonly stats: MySqlStoreStats = { batches: 0, messages: 0, retries: 0, deleted: 0 }
+  readonly #counts = { batches: 0, messages: 0, retries: 0 }
   readonly #pool: Pool
   readonly #batchSize: number
   readonly #maxQueued: number
-  readonly #retentionAge: number
-  readonly #retentionCount: number
-  readonly #cleanupInterval: number
-  readonly #cleanupBatch: number
-  readonly #probeInterval: number
   readonly #connections: MySqlConnections
   readonly #status = new MySqlStatus()
   readonly #seqFloors: MySqlMessageStoreOptions['seqFloors']
@@ -107,11 +102,10 @@ export class MySqlMessageStore implements MessageStore {
   #flushScheduled = false
   #acks = new Map<string, PendingAck>()
   #ackScheduled = false
-  /** Every write, ack flush and cleanup pass under way; close() waits for them. */
+  /** Every write and ack flush under way; close() waits for them. */
   readonly #work = new Set<Promise<unknown>>()
-  #probeTimer: NodeJS.Timeout | undefined
-  #cleanupTimer: NodeJS.Timeout | undefined
-  #cleanupCursor = ''
+  readonly #probe: HealthProbe
+  readonly #retention: RetentionJob
   #started = false
   #closing = false
   #closed: Promise<void> | undefined
@@ -121,12 +115,14 @@ export class MySqlMessageStore implements MessageStore {
     this.#pool = pool
     this.#batchSize = options.batchSize ?? 500
     this.#maxQueued = options.maxQueued ?? 20 * this.#batchSize
-    this.#retentionAge = options.retentionAge ?? 0
-    this.#retentionCount = options.retentionCount ?? 0
-    this.#cleanupInterval = options.cleanupInterval ?? 0
-    this.#cleanupBatch = options.cleanupBatch ?? 500
-    this.#probeInterval = options.probeInterval ?? 5000
     this.#connections = new MySqlConnections(pool, options.queryTimeout ?? 10_000, this.#status)
+    this.#probe = new HealthProbe(this.#connections, this.#status, options.probeInterval ?? 5000)
+    this.#retention = new RetentionJob(this.#connections, this.#status, {
+      retentionAge: options.retentionAge ?? 0,
+      retentionCount: options.retentionCount ?? 0,
+      cleanupInterval: options.cleanupInterval ?? 0,
+      cleanupBatch: options.cleanupBatch ?? 500
+    })
     this.#seqFloors = options.seqFloors
     this.#afterCommit = options.afterCommit
   }
@@ -142,9 +138,14 @@ export class MySqlMessageStore implements MessageStore {
     }
     this.#status.started(migration.version)
     this.#started = true
-    if (this.#probeInterval > 0) this.#scheduleProbe()
-    if (this.#cleanupInterval > 0 && (this.#retentionAge > 0 || this.#retentionCount > 0)) this.#scheduleCleanup()
+    this.#probe.start()
+    this.#retention.start()
     return migration
+  }
+
+  /** Counters of the write path and the retention job. */
+  get stats (): MySqlStoreStats {
+    return { ...this.#counts, deleted: this.#retention.deleted }
   }
 
   status (): StoreStatus {
@@ -224,7 +225,7 @@ export class MySqlMessageStore implements MessageStore {
         pending = []
       } catch (err) {
         if (attempt + 1 < MAX_ATTEMPTS && this.#isRetryable(err, attempt)) {
-          this.stats.retries++
+          this.#counts.retries++
           continue
         }
         failure = err
@@ -299,8 +300,8 @@ export class MySqlMessageStore implements MessageStore {
         await this.#connections.run(conn, Sql.insertMessages(written.messages.length),
           written.messages.flatMap(({ pending: p, stored }) => [p.userId, stored.seq, stored.id, stored.from, stored.ts, stored.dataJson]))
         await this.#connections.run(conn, Sql.commit)
-        this.stats.batches++
-        this.stats.messages += written.messages.length
+        this.#counts.batches++
+        this.#counts.messages += written.messages.length
         this.#status.markUp()
         return written.messages
       } catch (err) {
@@ -408,89 +409,20 @@ export class MySqlMessageStore implements MessageStore {
 
   // ---- health ----
 
-  #scheduleProbe (): void {
-    this.#probeTimer = setTimeout(() => {
-      this.#track(this.probe().finally(() => {
-        if (!this.#closing) this.#scheduleProbe()
-      }))
-    }, this.#probeInterval).unref()
-  }
-
   /** Runs `SELECT 1` and updates {@link status}; the readiness probe and the periodic check call it. */
   async probe (): Promise<StoreStatus> {
-    const started = performance.now()
-    try {
-      await this.#connections.withConnection((conn) => this.#connections.run<Row[]>(conn, Sql.probe))
-      this.#status.markUp(Math.round((performance.now() - started) * 100) / 100)
-    } catch (err) {
-      this.#status.markDown(err)
-    }
-    return this.status()
+    return this.#probe.probe()
   }
 
   // ---- retention ----
 
-  #scheduleCleanup (): void {
-    this.#cleanupTimer = setTimeout(() => {
-      this.#track(this.runRetention().catch((err: unknown) => this.#status.markDownIfUnreachable(err)).finally(() => {
-        if (!this.#closing) this.#scheduleCleanup()
-      }))
-    }, this.#cleanupInterval).unref()
-  }
-
   /**
    * One pass of the retention job: deletes messages older than `retentionAge`, then trims up to 100
    * users to their `retentionCount` newest messages (the next pass continues with the next users).
-   * Each DELETE removes at most `cleanupBatch` rows, reads committed rows only and takes its own pooled
-   * connection, so sends are never held behind a long statement. Returns the rows deleted.
+   * Returns the rows deleted.
    */
   async runRetention (): Promise<number> {
-    let deleted = 0
-    if (this.#retentionAge > 0) {
-      const cutoff = Date.now() - this.#retentionAge
-      for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#closing; i++) {
-        const removed = await this.#delete(Sql.deleteOlderThan, [cutoff, this.#cleanupBatch])
-        deleted += removed
-        if (removed < this.#cleanupBatch) break
-      }
-    }
-    if (this.#retentionCount > 0 && !this.#closing) {
-      const rows = await this.#connections.query<Row[]>(Sql.inboxesOver, [this.#cleanupCursor, this.#retentionCount, CLEANUP_USERS_PER_PASS])
-      for (const row of rows) {
-        if (this.#closing) break
-        const userId = columnText(row.user_id)
-        const [boundary] = await this.#connections.query<Row[]>(Sql.countBoundary, [userId, this.#retentionCount])
-        if (boundary !== undefined) deleted += await this.#trimUser(userId, Number(boundary.seq))
-        this.#cleanupCursor = userId
-      }
-      if (rows.length < CLEANUP_USERS_PER_PASS) this.#cleanupCursor = ''
-    }
-    this.stats.deleted += deleted
-    return deleted
-  }
-
-  /** Deletes the user's messages up to `upTo`, a batch at a time. */
-  async #trimUser (userId: string, upTo: number): Promise<number> {
-    let deleted = 0
-    for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#closing; i++) {
-      const removed = await this.#delete(Sql.deleteUpTo, [userId, upTo, this.#cleanupBatch])
-      deleted += removed
-      if (removed < this.#cleanupBatch) break
-    }
-    return deleted
-  }
-
-  /** One small DELETE on its own connection, reading committed rows only (no gap locks in front of inserts). */
-  async #delete (sql: string, values: unknown[]): Promise<number> {
-    await nextTurn()
-    try {
-      return await this.#connections.withConnection(async (conn) => {
-        await this.#connections.run(conn, Sql.readCommittedNext)
-        return (await this.#connections.run(conn, sql, values)).affectedRows
-      })
-    } catch (err) {
-      throw this.#status.refusal(err)
-    }
+    return this.#retention.runPass()
   }
 
   // ---- shutdown ----
@@ -503,13 +435,13 @@ export class MySqlMessageStore implements MessageStore {
 
   async #close (): Promise<void> {
     this.#closing = true
-    clearTimeout(this.#probeTimer)
-    clearTimeout(this.#cleanupTimer)
+    const stopped = Promise.all([this.#probe.stop(), this.#retention.stop()])
     this.#drain()
     while (this.#work.size > 0 || this.#queue.length > 0 || this.#acks.size > 0) {
       if (this.#acks.size > 0 && !this.#ackScheduled) this.#scheduleAcks()
       this.#drain()
       await Promise.allSettled([...this.#work, nextTurn()])
     }
+    await stopped
   }
 }
