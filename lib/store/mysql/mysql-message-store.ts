@@ -9,6 +9,7 @@ import { isConflict, isConnectionError } from './mysql-errors.js'
 import { MySqlStatus } from './mysql-status.js'
 import { HealthProbe } from './health-probe.js'
 import { RetentionJob } from './retention-job.js'
+import { AckBatcher } from './ack-batcher.js'
 
 /** A committed message and the user it belongs to. */
 export interface CommittedMessage {
@@ -62,11 +63,6 @@ interface PendingAppend {
   reject: (err: Error) => void
 }
 
-interface PendingAck {
-  seq: number
-  waiters: Array<{ resolve: () => void, reject: (err: Error) => void }>
-}
-
 /** Statement bytes a message row adds besides its payload and user ids. */
 const ROW_OVERHEAD = 128
 /** Unescaped bytes per INSERT: short lock times, and below max_allowed_packet even if escaping doubles them. */
@@ -100,10 +96,9 @@ export class MySqlMessageStore implements MessageStore {
   /** One batch is written at a time: a user's appends commit in the order they were called. */
   #writing = false
   #flushScheduled = false
-  #acks = new Map<string, PendingAck>()
-  #ackScheduled = false
-  /** Every write and ack flush under way; close() waits for them. */
+  /** Every write under way; close() waits for them. */
   readonly #work = new Set<Promise<unknown>>()
+  readonly #acks: AckBatcher
   readonly #probe: HealthProbe
   readonly #retention: RetentionJob
   #started = false
@@ -116,6 +111,7 @@ export class MySqlMessageStore implements MessageStore {
     this.#batchSize = options.batchSize ?? 500
     this.#maxQueued = options.maxQueued ?? 20 * this.#batchSize
     this.#connections = new MySqlConnections(pool, options.queryTimeout ?? 10_000, this.#status)
+    this.#acks = new AckBatcher(this.#connections)
     this.#probe = new HealthProbe(this.#connections, this.#status, options.probeInterval ?? 5000)
     this.#retention = new RetentionJob(this.#connections, this.#status, {
       retentionAge: options.retentionAge ?? 0,
@@ -369,42 +365,11 @@ export class MySqlMessageStore implements MessageStore {
     return { seq: Number(row?.seq ?? 0), acked: Number(row?.acked_seq ?? 0) }
   }
 
-  // ---- acks: coalesced per user, one UPDATE for all users waiting ----
+  // ---- acks ----
 
   async ack (userId: string, seq: number): Promise<void> {
     if (this.#closing) throw new ClosedError('the message store is closed')
-    return new Promise((resolve, reject) => {
-      const pending = this.#acks.get(userId)
-      if (pending === undefined) this.#acks.set(userId, { seq, waiters: [{ resolve, reject }] })
-      else {
-        pending.seq = Math.max(pending.seq, seq)
-        pending.waiters.push({ resolve, reject })
-      }
-      this.#scheduleAcks()
-    })
-  }
-
-  #scheduleAcks (): void {
-    if (this.#ackScheduled) return
-    this.#ackScheduled = true
-    setImmediate(() => {
-      const acks = this.#acks
-      this.#acks = new Map()
-      this.#track(this.#writeAcks(acks).finally(() => {
-        this.#ackScheduled = false
-        if (this.#acks.size > 0) this.#scheduleAcks()
-      }))
-    })
-  }
-
-  async #writeAcks (acks: Map<string, PendingAck>): Promise<void> {
-    const users = [...acks.keys()]
-    try {
-      await this.#connections.query(Sql.ack(users.length), [...users.flatMap((user) => [user, acks.get(user)?.seq]), ...users])
-      for (const ack of acks.values()) for (const waiter of ack.waiters) waiter.resolve()
-    } catch (err) {
-      for (const ack of acks.values()) for (const waiter of ack.waiters) waiter.reject(err as Error)
-    }
+    return this.#acks.ack(userId, seq)
   }
 
   // ---- health ----
@@ -435,10 +400,9 @@ export class MySqlMessageStore implements MessageStore {
 
   async #close (): Promise<void> {
     this.#closing = true
-    const stopped = Promise.all([this.#probe.stop(), this.#retention.stop()])
+    const stopped = Promise.all([this.#probe.stop(), this.#retention.stop(), this.#acks.flush()])
     this.#drain()
-    while (this.#work.size > 0 || this.#queue.length > 0 || this.#acks.size > 0) {
-      if (this.#acks.size > 0 && !this.#ackScheduled) this.#scheduleAcks()
+    while (this.#work.size > 0 || this.#queue.length > 0) {
       this.#drain()
       await Promise.allSettled([...this.#work, nextTurn()])
     }
