@@ -1,3 +1,8 @@
+/**
+ * The `mysql-store` plugin: finds or opens the MySQL pool, migrates the schema, decorates
+ * `fastify.wscStore` (MySQL, with the Redis window when `redis-router` is registered) and closes it on
+ * `onClose`.
+ */
 import type { FastifyInstance } from 'fastify'
 import fastifyMysql, { type MySQLPool, type MySQLPromisePool } from '@fastify/mysql'
 import fp from 'fastify-plugin'

@@ -1,3 +1,7 @@
+/**
+ * The `MessageStore` used with both Redis and MySQL: MySQL numbers and keeps every message, a per-user
+ * Redis stream keeps the recent ones so most replays never reach MySQL.
+ */
 import type { Pool } from 'mysql2/promise'
 import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
 import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql/mysql-message-store.js'
