@@ -1,32 +1,28 @@
 /**
- * The MySQL health probe: a `SELECT 1` that the readiness check runs on demand and a timer runs every
- * `probeInterval`, so the store's status stays current while no statement runs; its timer and its
- * in-flight probe.
+ * The MySQL health probe: a `SELECT 1` every `probeInterval` (and whenever {@link HealthProbe.probe}
+ * is called), so the status that readiness reads stays current while no other statement runs.
  */
 import type { StoreStatus } from '../message-store.js'
 import type { MySqlConnections, Row } from './mysql-connections.js'
 import type { MySqlStatus } from './mysql-status.js'
+import { PeriodicTask } from './periodic-task.js'
 import { Sql } from './schema.js'
 
 export class HealthProbe {
   readonly #connections: MySqlConnections
   readonly #status: MySqlStatus
-  readonly #interval: number
-  #timer: NodeJS.Timeout | undefined
-  /** The probe the timer started, until it settles. */
-  #running: Promise<unknown> | undefined
-  #stopped = false
+  readonly #timer: PeriodicTask
 
   /** @param interval ms between two probes; 0: no timer ({@link probe} still works) */
   constructor (connections: MySqlConnections, status: MySqlStatus, interval: number) {
     this.#connections = connections
     this.#status = status
-    this.#interval = interval
+    this.#timer = new PeriodicTask(interval, async () => { await this.probe() })
   }
 
   /** Starts the periodic probe. */
   start (): void {
-    if (this.#interval > 0) this.#schedule()
+    this.#timer.start()
   }
 
   /** Runs `SELECT 1` and updates the status, with the round trip as its latency. */
@@ -43,17 +39,6 @@ export class HealthProbe {
 
   /** Stops the timer and waits for a probe it started. */
   async stop (): Promise<void> {
-    this.#stopped = true
-    clearTimeout(this.#timer)
-    await this.#running
-  }
-
-  #schedule (): void {
-    this.#timer = setTimeout(() => {
-      this.#running = this.probe().finally(() => {
-        this.#running = undefined
-        if (!this.#stopped) this.#schedule()
-      })
-    }, this.#interval).unref()
+    await this.#timer.stop()
   }
 }

@@ -136,7 +136,7 @@ export class MySqlMessageStore implements MessageStore {
     return this.#acks.ack(userId, seq)
   }
 
-  /** Runs `SELECT 1` and updates {@link status}; the readiness probe and the periodic check call it. */
+  /** Runs `SELECT 1` now and updates {@link status}, as the periodic probe does every `probeInterval`. */
   async probe (): Promise<StoreStatus> {
     return this.#probe.probe()
   }

@@ -6,6 +6,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { columnText, type MySqlConnections, type Row } from './mysql-connections.js'
 import type { MySqlStatus } from './mysql-status.js'
+import { PeriodicTask } from './periodic-task.js'
 import { Sql } from './schema.js'
 
 export interface RetentionOptions {
@@ -28,23 +29,22 @@ export class RetentionJob {
   readonly #connections: MySqlConnections
   readonly #status: MySqlStatus
   readonly #options: RetentionOptions
-  #timer: NodeJS.Timeout | undefined
-  /** The pass the timer started, until it settles. */
-  #running: Promise<unknown> | undefined
+  readonly #timer: PeriodicTask
   /** The last user the count trim reached; the next pass continues after it. */
   #cursor = ''
-  #stopped = false
 
   constructor (connections: MySqlConnections, status: MySqlStatus, options: RetentionOptions) {
     this.#connections = connections
     this.#status = status
     this.#options = options
+    this.#timer = new PeriodicTask(options.cleanupInterval, async () => {
+      await this.runPass().catch((err: unknown) => this.#status.markDownIfUnreachable(err))
+    })
   }
 
   /** Starts the periodic passes when there is an interval and something to delete. */
   start (): void {
-    const { cleanupInterval, retentionAge, retentionCount } = this.#options
-    if (cleanupInterval > 0 && (retentionAge > 0 || retentionCount > 0)) this.#schedule()
+    if (this.#options.retentionAge > 0 || this.#options.retentionCount > 0) this.#timer.start()
   }
 
   /**
@@ -58,16 +58,16 @@ export class RetentionJob {
     let deleted = 0
     if (retentionAge > 0) {
       const cutoff = Date.now() - retentionAge
-      for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#stopped; i++) {
+      for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#timer.stopped; i++) {
         const removed = await this.#delete(Sql.deleteOlderThan, [cutoff, cleanupBatch])
         deleted += removed
         if (removed < cleanupBatch) break
       }
     }
-    if (retentionCount > 0 && !this.#stopped) {
+    if (retentionCount > 0 && !this.#timer.stopped) {
       const rows = await this.#connections.query<Row[]>(Sql.inboxesOver, [this.#cursor, retentionCount, CLEANUP_USERS_PER_PASS])
       for (const row of rows) {
-        if (this.#stopped) break
+        if (this.#timer.stopped) break
         const userId = columnText(row.user_id)
         const [boundary] = await this.#connections.query<Row[]>(Sql.countBoundary, [userId, retentionCount])
         if (boundary !== undefined) deleted += await this.#trimUser(userId, Number(boundary.seq))
@@ -81,24 +81,13 @@ export class RetentionJob {
 
   /** Stops the timer, ends a running pass after its current DELETE, and waits for it. */
   async stop (): Promise<void> {
-    this.#stopped = true
-    clearTimeout(this.#timer)
-    await this.#running
-  }
-
-  #schedule (): void {
-    this.#timer = setTimeout(() => {
-      this.#running = this.runPass().catch((err: unknown) => this.#status.markDownIfUnreachable(err)).finally(() => {
-        this.#running = undefined
-        if (!this.#stopped) this.#schedule()
-      })
-    }, this.#options.cleanupInterval).unref()
+    await this.#timer.stop()
   }
 
   /** Deletes the user's messages up to `upTo`, a batch at a time. */
   async #trimUser (userId: string, upTo: number): Promise<number> {
     let deleted = 0
-    for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#stopped; i++) {
+    for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#timer.stopped; i++) {
       const removed = await this.#delete(Sql.deleteUpTo, [userId, upTo, this.#options.cleanupBatch])
       deleted += removed
       if (removed < this.#options.cleanupBatch) break
