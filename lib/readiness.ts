@@ -1,4 +1,4 @@
-import type { StoreStatus } from './message-store.js'
+import type { StoreStatus } from './store/message-store.js'
 import type { RouterStatus } from './router/router.js'
 
 /** A node's own view of itself and its dependencies, as `app.wsc.health()` reports it. */

@@ -1,3 +1,8 @@
+/**
+ * The `mysql-store` plugin: finds or opens the MySQL pool, migrates the schema, decorates
+ * `fastify.wscStore` (MySQL, with the Redis window when `redis-router` is registered) and closes it on
+ * `onClose`.
+ */
 import type { FastifyInstance } from 'fastify'
 import fastifyMysql, { type MySQLPool, type MySQLPromisePool } from '@fastify/mysql'
 import fp from 'fastify-plugin'
@@ -5,10 +10,10 @@ import type { Pool as CallbackPool } from 'mysql2'
 import type { Pool, PoolOptions } from 'mysql2/promise'
 import { resolveSection, type ConfigSectionInput, type WscConfig } from '../lib/config.js'
 import { OptionError } from '../lib/errors.js'
-import type { MessageStore } from '../lib/message-store.js'
-import { MySqlMessageStore } from '../lib/mysql-message-store.js'
-import type { MigrationResult } from '../lib/mysql-schema.js'
-import { RedisMySqlMessageStore } from '../lib/redis-mysql-message-store.js'
+import type { MessageStore } from '../lib/store/message-store.js'
+import { MySqlMessageStore } from '../lib/store/mysql/mysql-message-store.js'
+import type { MigrationResult } from '../lib/store/mysql/schema.js'
+import { RedisMySqlMessageStore } from '../lib/store/redis-mysql-message-store.js'
 
 /** A MySQL pool the app already has: `fastify.mysql` of @fastify/mysql (with or without `promise`), or a mysql2 pool. */
 export type MySqlPoolSource = MySQLPool | MySQLPromisePool | Pool | CallbackPool

@@ -5,7 +5,7 @@
  */
 import { PayloadError, TargetError, UnavailableError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import type { MessageStore } from '../message-store.js'
+import type { MessageStore } from '../store/message-store.js'
 import {
   CloseCode, ErrorCode, PONG_FRAME, encodeAck, encodeError, encodeJoined, encodeLeft, parseClientFrame,
   type ClientFrame, type FrameId

@@ -4,7 +4,7 @@
  */
 import type { Logger } from '../logger.js'
 import { CloseCode, encodeMessage } from '../protocol.js'
-import type { MessageStore } from '../message-store.js'
+import type { MessageStore } from '../store/message-store.js'
 import type { ClientConnection } from './client-connection.js'
 
 /** Messages read from the store per round trip. */

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { ClosedError, PayloadError, TargetError } from '../errors.js'
-import type { MessageStore } from '../message-store.js'
+import type { MessageStore } from '../store/message-store.js'
 import { CloseCode, describeBadTarget, encodeMessage, isValidName, serializeData, type Target } from '../protocol.js'
 import type { Router } from '../router/router.js'
 import { targetKind, type TargetKind, type WscObserver } from './observer.js'

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import type { WscConfig } from '../config.js'
 import type { Logger } from '../logger.js'
-import type { MessageStore } from '../message-store.js'
+import type { MessageStore } from '../store/message-store.js'
 import { CloseCode, encodeJoined, encodeReconnect, encodeWelcome } from '../protocol.js'
 import type { NodeHealth } from '../readiness.js'
 import { makeConnectionId, parseConnectionId, type PresenceEntry, type Router } from '../router/router.js'

@@ -3,7 +3,7 @@
  * every Redis command of durable delivery, for the Redis message store and the Redis window of MySQL.
  */
 import { asUnavailable } from '../errors.js'
-import type { StoredMessage, StoreStatus } from '../message-store.js'
+import type { StoredMessage, StoreStatus } from '../store/message-store.js'
 import type { Message } from '../protocol.js'
 import { RedisCommandPool, type RedisClient } from './command-pool.js'
 import { RedisKeys } from './keys.js'

@@ -1,5 +1,5 @@
 /** The message store on Redis alone: the user's inbox numbers and keeps messages (durability `redis`). */
-import type { MessageStore, StoredMessage, StoreStatus } from '../message-store.js'
+import type { MessageStore, StoredMessage, StoreStatus } from '../store/message-store.js'
 import type { Message } from '../protocol.js'
 import { RedisInbox, type RedisCommands } from './inbox.js'
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify from 'fastify'
-import { recordedVersions, SCHEMA_VERSION } from '../../lib/mysql-schema.js'
+import { recordedVersions, SCHEMA_VERSION } from '../../lib/store/mysql/schema.js'
 import mysqlStore from '../../plugins/mysql-store.js'
 import { count, MySqlProxy, testDatabase } from '../backends.js'
 import { build, TestClient } from '../helper.js'

@@ -2,11 +2,12 @@ import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import mysql from 'mysql2/promise'
-import type { StoredMessage } from '../../lib/message-store.js'
-import { MySqlMessageStore, type MySqlMessageStoreOptions } from '../../lib/mysql-message-store.js'
-import { SCHEMA_VERSION, recordedVersions } from '../../lib/mysql-schema.js'
+import type { StoredMessage } from '../../lib/store/message-store.js'
+import { MySqlMessageStore, type MySqlMessageStoreOptions } from '../../lib/store/mysql/mysql-message-store.js'
+import { SCHEMA_VERSION, recordedVersions } from '../../lib/store/mysql/schema.js'
 import type { TestContext } from 'node:test'
 import { count, MySqlProxy, testDatabase, type TestDatabase } from '../backends.js'
+import { waitFor } from '../redis-harness.js'
 
 const HOUR = 3600_000
 
@@ -136,6 +137,32 @@ test('retention deletes by age and by count per user, in small batches, while ap
   assert.equal((await store.since('cid', 0, 100)).length, 4)
   assert.equal(await store.latestSeq('ann'), 20, 'deleting messages keeps the seq counter')
   assert.equal((await store.append('ann', message('next'))).seq, 21)
+})
+
+test('the retention job runs by itself every cleanupInterval', async (t) => {
+  const db = await testDatabase(t)
+  const store = await startStore(t, db.pool, { retentionAge: HOUR, cleanupInterval: 50 })
+  for (let i = 0; i < 5; i++) await store.append('ann', message(`old${i}`, Date.now() - 2 * HOUR))
+  await store.append('ann', message('new'))
+  await waitFor(() => store.stats.deleted === 5, 5000, 'a timed retention pass')
+  assert.deepEqual((await store.since('ann', 0, 10)).map((m) => JSON.parse(m.dataJson).text), ['new'])
+  // Closed here, before the pool ends: close() stops the timer and waits for a pass under way.
+  await store.close()
+})
+
+test('the health probe sees MySQL go and come back while no statement runs', async (t) => {
+  const db = await testDatabase(t)
+  const proxy = await MySqlProxy.start(t)
+  const store = await startStore(t, poolVia(t, db, proxy), { probeInterval: 50 })
+  await waitFor(() => store.status().latencyMs !== undefined, 5000, 'a first probe')
+  assert.equal(store.status().up, true)
+  await proxy.cut()
+  await waitFor(() => !store.status().up, 5000, 'a probe that fails')
+  assert.match(store.status().detail, /^mysql: /)
+  await proxy.restore()
+  await waitFor(() => store.status().up, 5000, 'a probe that succeeds again')
+  // Closed here, before the proxy and the pool go: close() stops the timer and waits for a probe under way.
+  await store.close()
 })
 
 test('MySQL unreachable: appends reject with WSC_ERR_UNAVAILABLE, status says so, and the pool recovers', async (t) => {

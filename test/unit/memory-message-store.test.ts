@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MemoryMessageStore } from '../../lib/memory-message-store.js'
+import { MemoryMessageStore } from '../../lib/store/memory-message-store.js'
 
 const message = (n: number) => ({ id: `m${n}`, from: null, to: { user: 'u' }, dataJson: String(n), ts: n })
 

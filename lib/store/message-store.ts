@@ -1,4 +1,8 @@
-import type { Message } from './protocol.js'
+/**
+ * The `MessageStore` seam (memory | Redis | MySQL | Redis window over MySQL): the per-user seq and inbox
+ * behind `sendToUser`, `since` replay and acks, with the types every store and its callers share.
+ */
+import type { Message } from '../protocol.js'
 
 /** A user-addressed message with its per-user sequence number. */
 export interface StoredMessage extends Message {

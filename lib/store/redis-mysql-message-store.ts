@@ -1,9 +1,13 @@
+/**
+ * The `MessageStore` used with both Redis and MySQL: MySQL numbers and keeps every message, a per-user
+ * Redis stream keeps the recent ones so most replays never reach MySQL.
+ */
 import type { Pool } from 'mysql2/promise'
 import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
-import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql-message-store.js'
-import type { MigrationResult } from './mysql-schema.js'
-import type { Message } from './protocol.js'
-import { RedisInbox, type RedisCommands } from './redis/inbox.js'
+import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql/mysql-message-store.js'
+import type { MigrationResult } from './mysql/schema.js'
+import type { Message } from '../protocol.js'
+import { RedisInbox, type RedisCommands } from '../redis/inbox.js'
 
 export interface RedisMySqlMessageStoreOptions extends Omit<MySqlMessageStoreOptions, 'seqFloors' | 'afterCommit'> {
   /** Key prefix (`redis.prefix`). Default `wsc:`. */

@@ -1,5 +1,6 @@
+/** The embedded default `MessageStore`: per-user seq and a bounded inbox in this process's memory. */
 import type { MessageStore, StoredMessage } from './message-store.js'
-import type { Message } from './protocol.js'
+import type { Message } from '../protocol.js'
 
 interface Inbox {
   seq: number

@@ -1,0 +1,110 @@
+/**
+ * The MySQL retention job: deletes messages older than `retentionAge` and trims each user to the
+ * `retentionCount` newest, in small DELETEs that hold their locks briefly; its timer, its cursor over
+ * the users and its in-flight pass.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { columnText, type MySqlConnections, type Row } from './mysql-connections.js'
+import type { MySqlStatus } from './mysql-status.js'
+import { PeriodicTask } from './periodic-task.js'
+import { Sql } from './schema.js'
+
+export interface RetentionOptions {
+  /** Messages older than this (ms) are deleted; 0 = kept forever. */
+  retentionAge: number
+  /** Messages kept per user; 0 = no limit. */
+  retentionCount: number
+  /** Pause between two passes (ms); 0 = no timer ({@link RetentionJob.runPass} still works). */
+  cleanupInterval: number
+  /** Rows one DELETE removes. */
+  cleanupBatch: number
+}
+
+const CLEANUP_USERS_PER_PASS = 100
+const CLEANUP_BATCHES_PER_PASS = 20
+
+export class RetentionJob {
+  /** Messages the job deleted. */
+  deleted = 0
+  readonly #connections: MySqlConnections
+  readonly #status: MySqlStatus
+  readonly #options: RetentionOptions
+  readonly #timer: PeriodicTask
+  /** The last user the count trim reached; the next pass continues after it. */
+  #cursor = ''
+
+  constructor (connections: MySqlConnections, status: MySqlStatus, options: RetentionOptions) {
+    this.#connections = connections
+    this.#status = status
+    this.#options = options
+    this.#timer = new PeriodicTask(options.cleanupInterval, async () => {
+      await this.runPass().catch((err: unknown) => this.#status.markDownIfUnreachable(err))
+    })
+  }
+
+  /** Starts the periodic passes when there is an interval and something to delete. */
+  start (): void {
+    if (this.#options.retentionAge > 0 || this.#options.retentionCount > 0) this.#timer.start()
+  }
+
+  /**
+   * One pass: deletes messages older than `retentionAge`, then trims up to 100 users to their
+   * `retentionCount` newest messages (the next pass continues with the next users). Each DELETE
+   * removes at most `cleanupBatch` rows, reads committed rows only and takes its own pooled connection,
+   * so sends are never held behind a long statement. Returns the rows deleted.
+   */
+  async runPass (): Promise<number> {
+    const { retentionAge, retentionCount, cleanupBatch } = this.#options
+    let deleted = 0
+    if (retentionAge > 0) {
+      const cutoff = Date.now() - retentionAge
+      for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#timer.stopped; i++) {
+        const removed = await this.#delete(Sql.deleteOlderThan, [cutoff, cleanupBatch])
+        deleted += removed
+        if (removed < cleanupBatch) break
+      }
+    }
+    if (retentionCount > 0 && !this.#timer.stopped) {
+      const rows = await this.#connections.query<Row[]>(Sql.inboxesOver, [this.#cursor, retentionCount, CLEANUP_USERS_PER_PASS])
+      for (const row of rows) {
+        if (this.#timer.stopped) break
+        const userId = columnText(row.user_id)
+        const [boundary] = await this.#connections.query<Row[]>(Sql.countBoundary, [userId, retentionCount])
+        if (boundary !== undefined) deleted += await this.#trimUser(userId, Number(boundary.seq))
+        this.#cursor = userId
+      }
+      if (rows.length < CLEANUP_USERS_PER_PASS) this.#cursor = ''
+    }
+    this.deleted += deleted
+    return deleted
+  }
+
+  /** Stops the timer, ends a running pass after its current DELETE, and waits for it. */
+  async stop (): Promise<void> {
+    await this.#timer.stop()
+  }
+
+  /** Deletes the user's messages up to `upTo`, a batch at a time. */
+  async #trimUser (userId: string, upTo: number): Promise<number> {
+    let deleted = 0
+    for (let i = 0; i < CLEANUP_BATCHES_PER_PASS && !this.#timer.stopped; i++) {
+      const removed = await this.#delete(Sql.deleteUpTo, [userId, upTo, this.#options.cleanupBatch])
+      deleted += removed
+      if (removed < this.#options.cleanupBatch) break
+    }
+    return deleted
+  }
+
+  /** One small DELETE on its own connection, reading committed rows only (no gap locks in front of inserts). */
+  async #delete (sql: string, values: unknown[]): Promise<number> {
+    await nextTurn()
+    try {
+      return await this.#connections.withConnection(async (conn) => {
+        await this.#connections.run(conn, Sql.readCommittedNext)
+        return (await this.#connections.run(conn, sql, values)).affectedRows
+      })
+    } catch (err) {
+      throw this.#status.refusal(err)
+    }
+  }
+}
