@@ -3,7 +3,9 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { CONFIG_KEYS } from '../../lib/config.js'
 import type { Manifest } from './kustomize.js'
-import { WSC_METRICS } from './metrics.js'
+import { documentedMetrics } from './metrics.js'
+import { alertRules, dashboardQueries } from './monitoring.js'
+import { metricNames, parse } from './promql.js'
 import { appContainer, byKind, envReadByCode, OVERLAYS, render, ROOT, VARIANTS, workloadOf } from './pod.js'
 
 // docs/deploy-kubernetes.md must be true of our artifacts: its paths, objects, env vars, keys,
@@ -89,9 +91,14 @@ test('commands run inside our pods use only what the image has', () => {
   }
 })
 
-test('the guide lists every metric and alert we ship, and the numbers it quotes match the manifests', () => {
-  for (const name of Object.keys(WSC_METRICS)) assert.match(DOC, new RegExp(`\`${name}(\\{[a-z]+\\})?\``), name)
-  for (const [name] of DOC.matchAll(/\bwsc_[a-z_]+/g)) assert.ok(WSC_METRICS[name], `${name} is a metric we export`)
+test('the guide lists every metric the alerts and the dashboard use, every alert we ship, and the numbers it quotes match the manifests', () => {
+  const documented = documentedMetrics()
+  const used = [...alertRules().map((r) => r.expr), ...dashboardQueries().map((q) => q.expr)].flatMap((expr) => metricNames(parse(expr)))
+  for (const name of new Set(used.filter((n) => n.startsWith('wsc_')).map((n) => n.replace(/_(bucket|sum|count)$/, '')))) {
+    const labels = documented.get(name)?.labels ?? []
+    assert.match(DOC, new RegExp(`\`${name}${labels.length === 0 ? '' : `\\{${labels.join(',')}\\}`}\``), `the guide lists ${name}`)
+  }
+  for (const [name] of DOC.matchAll(/\bwsc_[a-z_]+/g)) assert.ok(documented.has(name), `${name} is a metric docs/metrics.md documents`)
   const rule = byKind<Manifest & { spec: { groups: Array<{ rules: Array<{ alert: string }> }> } }>(render('statefulset'), 'PrometheusRule')[0]
   for (const { alert } of rule?.spec.groups.flatMap((g) => g.rules) ?? []) assert.match(DOC, new RegExp(`\`${alert}\``), alert)
 
