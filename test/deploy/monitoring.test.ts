@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import type { Manifest } from './kustomize.js'
 import { documentedMetrics } from './metrics.js'
 import { alertRules, dashboard, DASHBOARD_FILE, dashboardQueries, EXTERNAL_METRICS } from './monitoring.js'
-import { byKind, OVERLAYS, render } from './pod.js'
+import { byKind, OVERLAYS, render, ROOT } from './pod.js'
 import { metricNames, parse } from './promql.js'
 
 // What can be checked without a running node; test/deploy/alerts.test.ts evaluates the same
@@ -60,5 +60,23 @@ test('the Grafana dashboard is valid JSON built on documented metrics, shipped i
     const configMap = byKind<Manifest & { data: Record<string, string> }>(render(overlay), 'ConfigMap').find((c) => c.metadata.name === 'wsc-grafana-dashboard')
     assert.equal(configMap?.metadata.labels?.grafana_dashboard, '1', overlay)
     assert.equal(configMap?.data['wsc-dashboard.json'], text, overlay)
+  }
+})
+
+test('kube-prometheus-stack, installed as the guide says, selects the ServiceMonitor and the PrometheusRule', () => {
+  // The chart's Prometheus: serviceMonitorSelector and ruleSelector are matchLabels { release: <Helm
+  // release name> } (serviceMonitorSelectorNilUsesHelmValues, ruleSelectorNilUsesHelmValues default
+  // true); its namespace selectors are {} (every namespace).
+  const guide = readFileSync(`${ROOT}docs/deploy-kubernetes.md`, 'utf8')
+  const release = /helm install (\S+) prometheus-community\/kube-prometheus-stack/.exec(guide)?.[1]
+  assert.ok(release, 'the guide says how to install kube-prometheus-stack')
+  const selector = { release }
+  for (const overlay of OVERLAYS) {
+    const resources = render(overlay)
+    for (const kind of ['ServiceMonitor', 'PrometheusRule']) {
+      const [object] = byKind(resources, kind)
+      assert.ok(object, `${overlay}: ${kind}`)
+      for (const [key, value] of Object.entries(selector)) assert.equal(object.metadata.labels?.[key], value, `${overlay}: ${kind} ${object.metadata.name} has ${key}: ${value}`)
+    }
   }
 })
