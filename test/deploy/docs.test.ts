@@ -107,7 +107,9 @@ test('the guide lists every metric the alerts and the dashboard use, every alert
   assert.match(DOC, new RegExp(`requests \`cpu: ${container.resources.requests.cpu}\`, \`memory: ${container.resources.requests.memory}\``))
   assert.match(DOC, new RegExp(`limits \`cpu: "${container.resources.limits.cpu}"\`, \`memory: ${container.resources.limits.memory}\``))
   assert.match(DOC, new RegExp(`terminationGracePeriodSeconds: ${workloadOf(resources).spec.template.spec.terminationGracePeriodSeconds}\``))
-  assert.match(DOC, /`WSC_DRAIN_WINDOW` \| `10s`/)
+  for (const { name, value } of container.env) {
+    if (value !== undefined) assert.match(DOC, new RegExp(`\\| \`${name}\` \\| \`${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\``), `the guide's env table gives ${name} = ${value}`)
+  }
   assert.match(DOC, /`preStop` hook sleeps 10 s/)
   assert.equal(container.lifecycle?.preStop?.exec?.command.at(-1), 'sleep 10')
 })

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
-import { parseAllDocuments } from 'yaml'
+import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { CONFIG_KEYS, loadConfig } from '../../lib/config.js'
 import { resolveNodeIdentity } from '../../lib/node-identity.js'
 import { unknownFields, validateSchema } from './kube-schema.js'
@@ -188,14 +188,36 @@ test('every env var the manifests set is read by the config loader, node identit
   assert.equal(CONFIG_KEYS.find((spec) => spec.key === 'drain.window')?.env, 'WSC_DRAIN_WINDOW')
 })
 
-test('the grace period covers the preStop sleep, the drain window and a margin; the process exits before SIGKILL', () => {
+/** The pod's configuration as the example app loads it: the container's env and the mounted ConfigMap. */
+function podConfig (overlay: typeof OVERLAYS[number], dir: string): { env: NodeJS.ProcessEnv, file: Record<string, unknown>, config: ReturnType<typeof loadConfig> } {
+  const resources = render(overlay)
+  const env = podEnv(appContainer(resources), 'wsc-0', '10.244.1.5', { 'redis/redis-password': 's3cret', 'wsc-auth/jwt-secret': 'x' })
+  const configMap = byKind<Manifest & { data: Record<string, string> }>(resources, 'ConfigMap').find((c) => c.metadata.name === 'wsc-config')
+  const text = configMap?.data['config.yaml'] ?? ''
+  const path = join(dir, `${overlay}.yaml`)
+  writeFileSync(path, text)
+  return { env, file: parseYaml(text) as Record<string, unknown>, config: loadConfig({ env: { ...env, WSC_CONFIG: path } }) }
+}
+
+test('shutdown budget: preStop sleep + drain.timeout fit in terminationGracePeriodSeconds with a margin, so the process exits before SIGKILL', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wsc-budget-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const margin = 5
   for (const overlay of OVERLAYS) {
     const resources = render(overlay)
     const container = appContainer(resources)
     const grace = workloadOf(resources).spec.template.spec.terminationGracePeriodSeconds ?? 30
-    const drain = durationSeconds(container.env.find((v) => v.name === 'WSC_DRAIN_WINDOW')?.value ?? '')
-    const margin = 5
-    assert.ok(grace > preStopSeconds(container) + drain + margin, `${overlay}: ${grace} s > ${preStopSeconds(container)} s preStop + ${drain} s drain + ${margin} s`)
+    const { env, file, config } = podConfig(overlay, dir)
+    // drain.timeout as the pod gets it: its env var, else config.yaml, else the default of CONFIG_KEYS.
+    const spec = CONFIG_KEYS.find((key) => key.key === 'drain.timeout')
+    assert.ok(spec?.env !== undefined && typeof spec.default === 'number')
+    const fromFile = (file.drain as Record<string, unknown> | undefined)?.timeout
+    const timeout = env[spec.env] !== undefined ? durationSeconds(env[spec.env] as string) : fromFile !== undefined ? durationSeconds(String(fromFile)) : spec.default / 1000
+    assert.equal(config.drain.timeout / 1000, timeout, `${overlay}: loadConfig resolves drain.timeout the same way`)
+    const preStop = preStopSeconds(container)
+    assert.ok(preStop + timeout <= grace - margin, `${overlay}: ${preStop} s preStop + ${timeout} s drain.timeout <= ${grace} s grace - ${margin} s`)
+    // And the drain itself fits in drain.timeout (loadConfig refuses less than 2 s for close handshakes).
+    assert.ok((config.drain.delay + config.drain.window) / 1000 + 2 < timeout, `${overlay}: drain.delay + drain.window + 2 s < drain.timeout`)
     assert.ok(grace <= 30, 'DESIGN.md: the process exits before terminationGracePeriodSeconds (30 s)')
     assert.equal(container.lifecycle?.preStop?.exec?.command[0], '/bin/sh', 'the image has /bin/sh (node:20-bookworm-slim)')
   }
