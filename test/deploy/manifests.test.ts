@@ -17,7 +17,7 @@ import {
 
 const { version } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { version: string }
 
-interface ServiceSpec { selector?: Record<string, string>, clusterIP?: string, type?: string, ports: Array<{ name: string, port: number, targetPort: number | string, nodePort?: number }>, sessionAffinity?: string }
+interface ServiceSpec { selector?: Record<string, string>, clusterIP?: string, type?: string, ports: Array<{ name: string, port: number, targetPort: number | string, nodePort?: number }>, sessionAffinity?: string, externalTrafficPolicy?: string }
 type Service = Manifest & { spec: ServiceSpec }
 
 function containerPort (container: Container, port: number | string): number {
@@ -151,6 +151,20 @@ test('selectors match the pod labels, and Services, Ingress and ServiceMonitor n
         if (service.spec.type === 'LoadBalancer') assert.ok(service.spec.ports.every((p) => p.targetPort !== 'metrics' && p.targetPort !== 8081), `${what}: metrics never on a public load balancer`)
       }
     }
+  }
+})
+
+test('the NodePort behind the external nginx answers on every node and balances its connections over the pods', () => {
+  const site = readFileSync(`${ROOT}k8s/nginx/conf.d/wsc.conf`, 'utf8')
+  for (const overlay of OVERLAYS) {
+    const service = byKind<Service>(render(overlay, 'nodeport'), 'Service').find((s) => s.spec.type === 'NodePort')
+    assert.ok(service, overlay)
+    // nginx lists every node (not only those running a pod): with Local, a node without a pod drops them.
+    const nodePorts = service.spec.ports.map((p) => p.nodePort)
+    for (const [, port] of site.matchAll(/^\s*server \S+:(\d+)/gm)) assert.ok(nodePorts.includes(Number(port)), `nginx's upstream port ${port ?? ''} is a node port`)
+    assert.equal(service.spec.externalTrafficPolicy ?? 'Cluster', 'Cluster', `${overlay}: every node forwards to a pod`)
+    // Every connection arrives from nginx's address: ClientIP affinity would send them all to one pod.
+    assert.notEqual(service.spec.sessionAffinity, 'ClientIP', `${overlay}: no ClientIP affinity behind nginx`)
   }
 })
 
