@@ -80,10 +80,10 @@ test('the schema check rejects what the API server would (a misspelt field, a st
   await assert.rejects(validateSchema(workloadOf(resources)), /replicas must be integer/)
 })
 
-test('each overlay is complete: namespace wsc, workload, Services, Ingress, HPA, PDB, ConfigMap, monitoring', () => {
+test('each overlay is complete: workload, Services, Ingress, HPA, PDB, ConfigMap, monitoring, all in namespace wsc', () => {
   const expected = {
-    statefulset: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'Namespace//wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'Service/wsc/wsc-headless', 'ServiceMonitor/wsc/wsc', 'StatefulSet/wsc/wsc'],
-    deployment: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'Deployment/wsc/wsc', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'Namespace//wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'ServiceMonitor/wsc/wsc']
+    statefulset: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'Service/wsc/wsc-headless', 'ServiceMonitor/wsc/wsc', 'StatefulSet/wsc/wsc'],
+    deployment: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'Deployment/wsc/wsc', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'ServiceMonitor/wsc/wsc']
   }
   for (const overlay of OVERLAYS) {
     const resources = render(overlay)
@@ -112,6 +112,16 @@ test('each overlay is complete: namespace wsc, workload, Services, Ingress, HPA,
   for (const variant of VARIANTS) {
     const types = byKind<Service>(render('deployment', variant), 'Service').map((s) => s.spec.type ?? 'ClusterIP')
     assert.ok(types.includes(variant === 'nodeport' ? 'NodePort' : 'LoadBalancer'), variant)
+  }
+})
+
+test('kubectl delete -k leaves the namespace, and with it the Redis, MySQL and Secrets of the prerequisites', () => {
+  for (const overlay of OVERLAYS) {
+    for (const variant of [undefined, ...VARIANTS]) {
+      const resources = render(overlay, variant)
+      assert.deepEqual(byKind(resources, 'Namespace').map(manifestId), [], `${overlay}+${variant ?? 'none'}: no Namespace object`)
+      for (const resource of resources) assert.equal(resource.metadata.namespace, 'wsc', `${manifestId(resource)} is in namespace wsc`)
+    }
   }
 })
 
