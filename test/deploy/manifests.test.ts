@@ -82,8 +82,8 @@ test('the schema check rejects what the API server would (a misspelt field, a st
 
 test('each overlay is complete: workload, Services, Ingress, HPA, PDB, ConfigMap, monitoring, all in namespace wsc', () => {
   const expected = {
-    statefulset: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'Service/wsc/wsc-headless', 'ServiceMonitor/wsc/wsc', 'StatefulSet/wsc/wsc'],
-    deployment: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'Deployment/wsc/wsc', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'ServiceMonitor/wsc/wsc']
+    statefulset: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'HorizontalPodAutoscaler/wsc/wsc-hpa', 'Ingress/wsc/wsc-ingress', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'Service/wsc/wsc-headless', 'ServiceMonitor/wsc/wsc', 'StatefulSet/wsc/wsc'],
+    deployment: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'Deployment/wsc/wsc', 'HorizontalPodAutoscaler/wsc/wsc-hpa', 'Ingress/wsc/wsc-ingress', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'ServiceMonitor/wsc/wsc']
   }
   for (const overlay of OVERLAYS) {
     const resources = render(overlay)
@@ -193,7 +193,7 @@ test('node ids: StatefulSet pods are wsc-0, wsc-1, … from POD_NAME; Deployment
     { overlay: 'deployment' as const, pod: 'wsc-7d8f9c-abc12', source: 'HOSTNAME' }
   ]
   for (const { overlay, pod, source } of cases) {
-    const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'wsc-auth/jwt-secret': 'x' })
+    const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'redis/redis-password': '', 'wsc-auth/jwt-secret': 'x' })
     // The kubelet sets HOSTNAME to the pod name in every pod; POD_NAME comes first where it is set.
     const config = loadConfig({ env: { HOSTNAME: pod, ...env, WSC_CONFIG: '' } })
     const identity = resolveNodeIdentity({ env: { HOSTNAME: pod, ...env }, nodeIp: config.server.nodeIp, nodePort: config.server.nodePort })
@@ -280,11 +280,13 @@ test('config.yaml of the ConfigMap loads through loadConfig with the pod env, mo
   }
 })
 
-test('the Redis password is optional, the JWT secret is required, so a pod never runs with development tokens', () => {
+test('the Secrets the pod reads are required: a missing one stops the pod by name, never a pod without a password or with development tokens', () => {
   for (const overlay of OVERLAYS) {
-    const env = appContainer(render(overlay)).env
-    assert.deepEqual(env.find((v) => v.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'redis', key: 'redis-password', optional: true })
+    const container = appContainer(render(overlay))
+    const env = container.env
+    assert.deepEqual(env.find((v) => v.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'redis', key: 'redis-password' }, 'the Secret the Bitnami chart creates')
     assert.equal(env.find((v) => v.name === 'WSC_JWT_SECRET')?.valueFrom?.secretKeyRef?.optional, undefined)
-    assert.throws(() => podEnv(appContainer(render(overlay)), 'wsc-0', '10.0.0.1'), /required secret wsc-auth\/jwt-secret/)
+    assert.throws(() => podEnv(container, 'wsc-0', '10.0.0.1', { 'wsc-auth/jwt-secret': 'x' }), /required secret redis\/redis-password/)
+    assert.throws(() => podEnv(container, 'wsc-0', '10.0.0.1', { 'redis/redis-password': 'x' }), /required secret wsc-auth\/jwt-secret/)
   }
 })
