@@ -80,6 +80,15 @@ export function manifestDifferences (): Difference[] {
     }
     for (const [id, { path, value }] of b) if (!a.has(id)) differences.push({ object, path, guide: undefined, ours: value })
   }
+  // The guide's config.yaml example against the file the ConfigMap is made of.
+  const a = new Map<string, { path: string[], value: unknown }>()
+  const b = new Map<string, { path: string[], value: unknown }>()
+  flatten(parseYaml(readFileSync(`${GUIDE_DIR}config.yaml`, 'utf8')), [], a)
+  flatten(parseYaml(readFileSync(`${ROOT}k8s/base/config.yaml`, 'utf8')), [], b)
+  for (const [id, { path, value }] of a) {
+    if (!isDeepStrictEqual(value, b.get(id)?.value)) differences.push({ object: 'config.yaml', path, guide: value, ours: b.get(id)?.value })
+  }
+  for (const [id, { path, value }] of b) if (!a.has(id)) differences.push({ object: 'config.yaml', path, guide: undefined, ours: value })
   return differences
 }
 
