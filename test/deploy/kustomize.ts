@@ -109,13 +109,15 @@ function applyJsonPatch (resource: Manifest, ops: JsonPatchOp[], where: string):
       parent = (parent as Record<string, unknown>)[k]
       if (parent === null || typeof parent !== 'object') throw new Error(`${where}: patch path ${path} does not exist`)
     }
-    const container = parent as Record<string, unknown> & unknown[]
-    if (Array.isArray(container)) {
-      const index = last === '-' ? container.length : Number(last)
-      if (op === 'add') container.splice(index, 0, value)
-      else if (op === 'replace') container[index] = value
-      else container.splice(index, 1)
-    } else if (op === 'remove' || op === 'replace') {
+    if (Array.isArray(parent)) {
+      const index = last === '-' ? parent.length : Number(last)
+      if (op === 'add') parent.splice(index, 0, value)
+      else if (op === 'replace') parent[index] = value
+      else parent.splice(index, 1)
+      continue
+    }
+    const container = parent as Record<string, unknown>
+    if (op === 'remove' || op === 'replace') {
       if (!(last in container)) throw new Error(`${where}: patch ${op} ${path}: no such field`)
       if (op === 'remove') delete container[last]
       else container[last] = value
