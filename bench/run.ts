@@ -1,27 +1,17 @@
 // `npm run bench [-- --quick]`: every scenario side by side with its baseline, measured in one run.
-// Prints a markdown table and writes bench/results/latest.json.
+// Prints a markdown table and writes bench/results/latest.json (ignored by git; see bench/results.ts).
 import { execSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import mysql from 'mysql2/promise'
 import { freePort, spawnRedis } from '../test/redis-harness.js'
 import { BenchProcess } from './harness.js'
+import { LATEST_RESULTS, resultsTable, writeLatestResults, type Row } from './results.js'
 
 const quick = process.argv.includes('--quick')
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
-
-export interface Row {
-  scenario: string
-  metric: string
-  ours: number
-  baseline: number
-  baselineName: string
-  /** Higher is better for throughput; lower for latency and memory. */
-  better: 'higher' | 'lower'
-  unit: string
-}
 
 export interface Scenario {
   name: string
@@ -221,11 +211,6 @@ const durableSends: Scenario = {
 
 export const scenarios: Scenario[] = [fanout, crossNode, idleMemory, durableSends, connectionSetup]
 
-function format (value: number): string {
-  if (!Number.isFinite(value)) return String(value)
-  return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2)
-}
-
 async function main (): Promise<void> {
   const rows: Row[] = []
   const started = Date.now()
@@ -234,15 +219,10 @@ async function main (): Promise<void> {
     process.stderr.write(`running ${scenario.name}...\n`)
     rows.push(...await scenario.run({ quick }))
   }
-  const table = ['| scenario | metric | fastify-wsc | baseline | ratio (ours/baseline) |', '|---|---|---|---|---|']
-  for (const row of rows) {
-    table.push(`| ${row.scenario} | ${row.metric} (${row.better} is better) | ${format(row.ours)} ${row.unit} | ${format(row.baseline)} ${row.unit} (${row.baselineName}) | ${(row.ours / row.baseline).toFixed(2)}× |`)
-  }
-  console.log(table.join('\n'))
+  console.log(resultsTable(rows))
   let commit = 'unknown'
   try { commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim() } catch {}
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-  writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({
+  writeLatestResults({
     profile: quick ? 'quick' : 'full',
     node: process.version,
     cores: availableParallelism(),
@@ -250,7 +230,8 @@ async function main (): Promise<void> {
     commit,
     seconds: Math.round((Date.now() - started) / 1000),
     rows: rows.map((row) => ({ ...row, ratio: row.ours / row.baseline }))
-  }, null, 2) + '\n')
+  })
+  process.stderr.write(`figures written to ${relative(process.cwd(), LATEST_RESULTS)}\n`)
 }
 
 await main()
