@@ -28,7 +28,19 @@ async function withProcesses<T> (files: Array<[string, Record<string, string>?]>
   }
 }
 
-interface ExpectResult { received: number, ms: number, p50: number, p99: number, samples: number }
+interface CountResult { received: number, ms: number, p50: number, p99: number, samples: number }
+
+/**
+ * Counts `total` messages at the load generator around `send`: the count is armed (and acknowledged)
+ * before the first send, and awaited after the last. Throws when fewer arrived, warm-ups included.
+ */
+async function counted (clients: BenchProcess, total: number, what: string, send: () => Promise<unknown>): Promise<CountResult> {
+  await clients.call('arm', { total })
+  await send()
+  const result = await clients.call<CountResult>('wait', {})
+  if (result.received < total) throw new Error(`${what}: ${result.received} of ${total} messages arrived`)
+  return result
+}
 
 /** One server, `connections` clients in a room, `messages` fan-outs of `size` bytes. */
 async function measureFanout (serverFile: string, connections: number, messages: number, size: number): Promise<{ perSecond: number, p99: number }> {
@@ -36,13 +48,8 @@ async function measureFanout (serverFile: string, connections: number, messages:
     const port = await server!.call<number>('listen')
     await clients!.call('open', { base: `ws://127.0.0.1:${port}/ws`, count: connections, concurrency: 50, userPrefix: 'u', room: 'bench', sampleEvery: 50 })
     // Warm-up, then the measured run.
-    const warm = clients!.call<ExpectResult>('expect', { total: connections * 200 })
-    await server!.call('fanout', { room: 'bench', count: 200, size })
-    await warm
-    const expected = clients!.call<ExpectResult>('expect', { total: connections * messages })
-    await server!.call('fanout', { room: 'bench', count: messages, size })
-    const result = await expected
-    if (result.received < connections * messages) throw new Error(`fan-out lost frames: ${result.received} of ${connections * messages}`)
+    await counted(clients!, connections * 200, 'fan-out warm-up', async () => server!.call('fanout', { room: 'bench', count: 200, size }))
+    const result = await counted(clients!, connections * messages, 'fan-out', async () => server!.call('fanout', { room: 'bench', count: messages, size }))
     return { perSecond: result.received / (result.ms / 1000), p99: result.p99 }
   })
 }
@@ -143,14 +150,10 @@ async function measureCrossNode (kind: 'wsc' | 'socketio', redisAddr: string, co
       await clients.call('open', { base: `ws://127.0.0.1:${port}/ws`, count: perNode, concurrency: 50, userPrefix: `n${n}-`, sampleEvery: 1 })
       for (let i = 0; i < perNode; i++) users.push(`n${n}-${i}`)
     }
-    const run = async (count: number): Promise<ExpectResult> => {
-      const expected = clients.call<ExpectResult>('expect', { total: count - count % 3 })
-      await Promise.all(servers.map((server) => server.call('sendToUsers', { users, count: Math.floor(count / 3), ratePerSecond: ratePerSecond / 3, size: 256 })))
-      return expected
-    }
-    await run(Math.min(3000, messages))
-    const result = await run(messages)
-    if (result.received < messages - messages % 3) throw new Error(`${kind}: ${result.received} of ${messages} messages arrived`)
+    const run = async (count: number, what: string): Promise<CountResult> => counted(clients, count - count % 3, what, async () => Promise.all(servers.map(async (server) =>
+      server.call('sendToUsers', { users, count: Math.floor(count / 3), ratePerSecond: ratePerSecond / 3, size: 256 }))))
+    await run(Math.min(3000, messages), `${kind} warm-up`)
+    const result = await run(messages, kind)
     return { perSecond: result.received / (result.ms / 1000), p50: result.p50, p99: result.p99 }
   })
 }
