@@ -57,7 +57,7 @@ test('through nginx, clients of one machine and from different addresses reach e
   for (const tab of tabs) await tab.close()
 
   const placed = await spreadOverNodes(cluster.wsUrl, NODE_IDS)
-  assert.deepEqual([...placed.keys()].sort(), NODE_IDS, 'ip_hash spreads source addresses over all three nodes')
+  assert.deepEqual([...placed.keys()].sort(), NODE_IDS, 'clients from different addresses reach all three nodes')
   for (const { client } of placed.values()) {
     client.send({ type: 'ping' })
     await client.next('pong')
