@@ -232,11 +232,15 @@ test('shutdown budget: preStop sleep + drain.timeout fit in terminationGracePeri
     const container = appContainer(resources)
     const grace = workloadOf(resources).spec.template.spec.terminationGracePeriodSeconds ?? 30
     const { env, file, config } = podConfig(overlay, dir)
-    // drain.timeout as the pod gets it: its env var, else config.yaml, else the default of CONFIG_KEYS.
+    // drain.timeout as the pod gets it: its env var, else config.yaml, else CONFIG_KEYS' default (the
+    // deployments' default where the key has one).
     const spec = CONFIG_KEYS.find((key) => key.key === 'drain.timeout')
-    assert.ok(spec?.env !== undefined && typeof spec.default === 'number')
+    assert.ok(spec !== undefined)
+    const fromEnv = ([] as string[]).concat(spec.env ?? []).map((name) => env[name]).find((value) => value !== undefined && value !== '')
     const fromFile = (file.drain as Record<string, unknown> | undefined)?.timeout
-    const timeout = env[spec.env] !== undefined ? durationSeconds(env[spec.env] as string) : fromFile !== undefined ? durationSeconds(String(fromFile)) : spec.default / 1000
+    const fallback = (spec as { deployDefault?: unknown }).deployDefault ?? spec.default
+    assert.equal(typeof fallback, 'number')
+    const timeout = fromEnv !== undefined ? durationSeconds(fromEnv) : fromFile !== undefined ? durationSeconds(String(fromFile)) : (fallback as number) / 1000
     assert.equal(config.drain.timeout / 1000, timeout, `${overlay}: loadConfig resolves drain.timeout the same way`)
     const preStop = preStopSeconds(container)
     assert.ok(preStop + timeout <= grace - margin, `${overlay}: ${preStop} s preStop + ${timeout} s drain.timeout <= ${grace} s grace - ${margin} s`)
