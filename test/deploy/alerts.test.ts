@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { MySqlProxy, testDatabase } from '../backends.js'
 import { requireBuild, startExampleNode, type ExampleNode } from '../example-node.js'
 import { TestClient } from '../helper.js'
@@ -8,6 +9,7 @@ import { startRedisServer } from '../redis-harness.js'
 import { until } from '../server-process.js'
 import { addExternalSeries, alertRules, dashboardQueries, EXTERNAL_METRICS, MiB, type PodState } from './monitoring.js'
 import { documentedMetrics } from './metrics.js'
+import { ROOT } from './pod.js'
 import { metricNames, parse, SeriesStore, type Element } from './promql.js'
 
 // The alerts and the dashboard against what a running node exports: two example nodes (Redis + MySQL)
@@ -76,15 +78,22 @@ test('every metric the PrometheusRule, the dashboard and docs/metrics.md name is
   }
   const now = at - SCRAPE_INTERVAL
 
+  // docs/metrics.md's "Useful queries", one per line.
+  const metricsDoc = readFileSync(`${ROOT}docs/metrics.md`, 'utf8')
+  const docQueries = [...metricsDoc.matchAll(/```promql\n([\s\S]*?)```/g)].flatMap((m) => (m[1] ?? '').split('\n'))
+    .filter((line) => line.trim() !== '' && !line.startsWith('#')).map((expr) => ({ where: 'docs/metrics.md', expr, label: undefined }))
+  assert.ok(docQueries.length > 0)
   const expressions = [
     ...alertRules().map((rule) => ({ where: `alert ${rule.alert}`, expr: rule.expr, label: undefined })),
-    ...dashboardQueries()
+    ...dashboardQueries(),
+    ...docQueries
   ]
   for (const { where, expr } of expressions) {
     for (const name of metricNames(parse(expr))) {
       assert.ok(scraped.has(name) || EXTERNAL_METRICS[name] !== undefined, `${where}: ${name} is neither exported by the node nor by kube-state-metrics/cAdvisor`)
     }
   }
+  for (const { expr } of docQueries) assert.ok(Array.isArray(store.evaluate(expr, now)), `docs/metrics.md: ${expr} evaluates`)
   for (const { where, expr, label } of dashboardQueries()) {
     const result = store.evaluate(expr, now)
     assert.ok(Array.isArray(result) && result.length > 0, `${where}: ${expr} has data on a running cluster`)
