@@ -1,27 +1,17 @@
 // `npm run bench [-- --quick]`: every scenario side by side with its baseline, measured in one run.
-// Prints a markdown table and writes bench/results/latest.json.
+// Prints a markdown table and writes bench/results/latest.json (ignored by git; see bench/results.ts).
 import { execSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import mysql from 'mysql2/promise'
 import { freePort, spawnRedis } from '../test/redis-harness.js'
 import { BenchProcess } from './harness.js'
+import { LATEST_RESULTS, resultsTable, writeLatestResults, type Row } from './results.js'
 
 const quick = process.argv.includes('--quick')
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
-
-export interface Row {
-  scenario: string
-  metric: string
-  ours: number
-  baseline: number
-  baselineName: string
-  /** Higher is better for throughput; lower for latency and memory. */
-  better: 'higher' | 'lower'
-  unit: string
-}
 
 export interface Scenario {
   name: string
@@ -38,7 +28,19 @@ async function withProcesses<T> (files: Array<[string, Record<string, string>?]>
   }
 }
 
-interface ExpectResult { received: number, ms: number, p50: number, p99: number, samples: number }
+interface CountResult { received: number, ms: number, p50: number, p99: number, samples: number }
+
+/**
+ * Counts `total` messages at the load generator around `send`: the count is armed (and acknowledged)
+ * before the first send, and awaited after the last. Throws when fewer arrived, warm-ups included.
+ */
+async function counted (clients: BenchProcess, total: number, what: string, send: () => Promise<unknown>): Promise<CountResult> {
+  await clients.call('arm', { total })
+  await send()
+  const result = await clients.call<CountResult>('wait', {})
+  if (result.received < total) throw new Error(`${what}: ${result.received} of ${total} messages arrived`)
+  return result
+}
 
 /** One server, `connections` clients in a room, `messages` fan-outs of `size` bytes. */
 async function measureFanout (serverFile: string, connections: number, messages: number, size: number): Promise<{ perSecond: number, p99: number }> {
@@ -46,13 +48,8 @@ async function measureFanout (serverFile: string, connections: number, messages:
     const port = await server!.call<number>('listen')
     await clients!.call('open', { base: `ws://127.0.0.1:${port}/ws`, count: connections, concurrency: 50, userPrefix: 'u', room: 'bench', sampleEvery: 50 })
     // Warm-up, then the measured run.
-    const warm = clients!.call<ExpectResult>('expect', { total: connections * 200 })
-    await server!.call('fanout', { room: 'bench', count: 200, size })
-    await warm
-    const expected = clients!.call<ExpectResult>('expect', { total: connections * messages })
-    await server!.call('fanout', { room: 'bench', count: messages, size })
-    const result = await expected
-    if (result.received < connections * messages) throw new Error(`fan-out lost frames: ${result.received} of ${connections * messages}`)
+    await counted(clients!, connections * 200, 'fan-out warm-up', async () => server!.call('fanout', { room: 'bench', count: 200, size }))
+    const result = await counted(clients!, connections * messages, 'fan-out', async () => server!.call('fanout', { room: 'bench', count: messages, size }))
     return { perSecond: result.received / (result.ms / 1000), p99: result.p99 }
   })
 }
@@ -153,14 +150,10 @@ async function measureCrossNode (kind: 'wsc' | 'socketio', redisAddr: string, co
       await clients.call('open', { base: `ws://127.0.0.1:${port}/ws`, count: perNode, concurrency: 50, userPrefix: `n${n}-`, sampleEvery: 1 })
       for (let i = 0; i < perNode; i++) users.push(`n${n}-${i}`)
     }
-    const run = async (count: number): Promise<ExpectResult> => {
-      const expected = clients.call<ExpectResult>('expect', { total: count - count % 3 })
-      await Promise.all(servers.map((server) => server.call('sendToUsers', { users, count: Math.floor(count / 3), ratePerSecond: ratePerSecond / 3, size: 256 })))
-      return expected
-    }
-    await run(Math.min(3000, messages))
-    const result = await run(messages)
-    if (result.received < messages - messages % 3) throw new Error(`${kind}: ${result.received} of ${messages} messages arrived`)
+    const run = async (count: number, what: string): Promise<CountResult> => counted(clients, count - count % 3, what, async () => Promise.all(servers.map(async (server) =>
+      server.call('sendToUsers', { users, count: Math.floor(count / 3), ratePerSecond: ratePerSecond / 3, size: 256 }))))
+    await run(Math.min(3000, messages), `${kind} warm-up`)
+    const result = await run(messages, kind)
     return { perSecond: result.received / (result.ms / 1000), p50: result.p50, p99: result.p99 }
   })
 }
@@ -221,11 +214,6 @@ const durableSends: Scenario = {
 
 export const scenarios: Scenario[] = [fanout, crossNode, idleMemory, durableSends, connectionSetup]
 
-function format (value: number): string {
-  if (!Number.isFinite(value)) return String(value)
-  return value >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2)
-}
-
 async function main (): Promise<void> {
   const rows: Row[] = []
   const started = Date.now()
@@ -234,15 +222,10 @@ async function main (): Promise<void> {
     process.stderr.write(`running ${scenario.name}...\n`)
     rows.push(...await scenario.run({ quick }))
   }
-  const table = ['| scenario | metric | fastify-wsc | baseline | ratio (ours/baseline) |', '|---|---|---|---|---|']
-  for (const row of rows) {
-    table.push(`| ${row.scenario} | ${row.metric} (${row.better} is better) | ${format(row.ours)} ${row.unit} | ${format(row.baseline)} ${row.unit} (${row.baselineName}) | ${(row.ours / row.baseline).toFixed(2)}× |`)
-  }
-  console.log(table.join('\n'))
+  console.log(resultsTable(rows))
   let commit = 'unknown'
   try { commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim() } catch {}
-  mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-  writeFileSync(new URL('./results/latest.json', import.meta.url), JSON.stringify({
+  writeLatestResults({
     profile: quick ? 'quick' : 'full',
     node: process.version,
     cores: availableParallelism(),
@@ -250,7 +233,8 @@ async function main (): Promise<void> {
     commit,
     seconds: Math.round((Date.now() - started) / 1000),
     rows: rows.map((row) => ({ ...row, ratio: row.ours / row.baseline }))
-  }, null, 2) + '\n')
+  })
+  process.stderr.write(`figures written to ${relative(process.cwd(), LATEST_RESULTS)}\n`)
 }
 
 await main()

@@ -16,7 +16,7 @@ if (cluster !== undefined) {
   const stop = (signal: string): void => {
     if (stopping) return
     stopping = true
-    process.stdout.write(`\n${signal}: stopping nginx, ${cluster.nodes.map((n) => n.name).join(', ')} and Redis\n`)
+    process.stdout.write(`\n${signal}: stopping nginx, ${cluster.nodes.map((n) => n.name).join(', ')}${cluster.redis === undefined ? '' : ' and Redis'}\n`)
     cluster.stop().then(() => { process.exitCode = 0 }, (err: unknown) => {
       process.stderr.write(`${(err as Error).message}\n`)
       process.exitCode = 1
@@ -32,7 +32,9 @@ if (cluster !== undefined) {
     `fastify-wsc on ${cluster.nodes.length} nodes behind nginx (${cluster.redis === undefined ? 'no Redis: each node alone' : `Redis on 127.0.0.1:${cluster.redis.port}`}):`,
     `  ${cluster.url}/`,
     `  ${cluster.wsUrl}?token=alice`,
-    ...cluster.nodes.map((n) => `  ${n.name}: http://127.0.0.1:${n.port}  metrics http://127.0.0.1:${n.metricsPort}/metrics`),
+    'nginx sends each new connection to the node with the fewest, so two tabs of that page are on two nodes.',
+    'Or open the nodes themselves, one per tab, and chat across them:',
+    ...cluster.nodes.map((n) => `  ${n.name}: http://127.0.0.1:${n.port}/  ws://127.0.0.1:${n.port}/ws?token=alice  metrics http://127.0.0.1:${n.metricsPort}/metrics`),
     'Ctrl-C stops everything.',
     ''
   ].join('\n'))

@@ -33,7 +33,10 @@ export interface LocalClusterOptions {
   redisServer?: string | undefined
   /** How long every process may take to answer; default 30 s. */
   startTimeoutMs?: number
-  /** Each line a process writes, with its name (redis, wsc-0, …, nginx). */
+  /**
+   * Each line a node or nginx writes, with its name (wsc-0, …, nginx). Redis's own log (start-up banner,
+   * the host's overcommit warning) is kept for error messages only.
+   */
   onOutput?: (name: string, line: string) => void
 }
 
@@ -100,8 +103,9 @@ const BLOCK = /^(map|upstream)\s+[^{]*\{[^}]*\}/gm
 
 /**
  * Writes an nginx configuration for loopback into `dir`: the map and upstreams of
- * k8s/nginx/conf.d/wsc.conf with their servers replaced by the local nodes, a plain-HTTP server on
- * 127.0.0.1:`listenPort`, and k8s/nginx/snippets/wsc-locations.conf unchanged. Returns nginx.conf's path.
+ * k8s/nginx/conf.d/wsc.conf with their servers replaced by the local nodes and `ip_hash` by
+ * `least_conn`, a plain-HTTP server on 127.0.0.1:`listenPort`, and k8s/nginx/snippets/wsc-locations.conf
+ * unchanged. Returns nginx.conf's path.
  */
 export function writeLoopbackNginxConfig (dir: string, listenPort: number, nodes: Array<{ port: number, metricsPort: number }>): string {
   const site = readFileSync(join(NGINX_DIR, 'conf.d/wsc.conf'), 'utf8')
@@ -114,7 +118,11 @@ export function writeLoopbackNginxConfig (dir: string, listenPort: number, nodes
     if (first < 0) throw new Error(`upstream ${name} in k8s/nginx/conf.d/wsc.conf has no server`)
     const [, indent = '    ', params = ''] = /^(\s*)server\s+\S+?((?:\s+[^;]+)?);/.exec(lines[first] ?? '') ?? []
     const servers = ports.map((port) => `${indent}server 127.0.0.1:${port}${params};`)
-    return [...lines.slice(0, first).filter((line) => !/^\s*server\s/.test(line)), ...servers, ...lines.slice(first).filter((line) => !/^\s*server\s/.test(line))].join('\n')
+    return [...lines.slice(0, first).filter((line) => !/^\s*server\s/.test(line)), ...servers, ...lines.slice(first).filter((line) => !/^\s*server\s/.test(line))]
+      .join('\n')
+      // Every local client comes from 127.0.0.1, so ip_hash would send them all to one node: least_conn
+      // spreads a browser's tabs (and any local client) over the nodes, which shows cross-node delivery.
+      .replace(/^(\s*)ip_hash;$/m, '$1# ip_hash in k8s/nginx; on loopback every client has the same address.\n$1least_conn;')
   })
   if (!blocks.some((b) => b.startsWith('map')) || !blocks.some((b) => b.includes('upstream wsc_backend'))) {
     throw new Error('k8s/nginx/conf.d/wsc.conf lost its map or its upstream wsc_backend')
@@ -156,8 +164,12 @@ export function nginxArgs (dir: string): string[] {
   return ['-p', `${dir}/`, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]
 }
 
+/**
+ * Starts a process of the cluster in a process group of its own: a terminal's Ctrl-C (SIGINT to the
+ * foreground group) reaches only the script, which then stops each process once, in order.
+ */
 function start (name: string, command: string, args: string[], env: NodeJS.ProcessEnv, onOutput?: (name: string, line: string) => void): ClusterProcess {
-  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
   const lines: string[] = []
   const collect = (stream: NodeJS.ReadableStream | null): void => {
     let partial = ''
@@ -269,9 +281,21 @@ export async function startLocalCluster (options: LocalClusterOptions = {}): Pro
   // nginx workers run as nobody when the master is root; they need to reach their temp paths here.
   chmodSync(dir, 0o755)
   const started: ClusterProcess[] = []
+  // The processes have their own process groups: should this one exit without stop(), take them along.
+  const killAll = (): void => { for (const proc of started) if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL') }
+  process.once('exit', killAll)
+  let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
-    for (const proc of [...started].reverse()) await stopProcess(proc)
-    rmSync(dir, { recursive: true, force: true })
+    stopping ??= (async () => {
+      // nginx first (no new connections), then every node at once (each drains), then Redis.
+      const byName = (name: string): ClusterProcess[] => started.filter((proc) => proc.name === name)
+      for (const proc of byName('nginx')) await stopProcess(proc)
+      await Promise.all(started.filter((proc) => proc.name !== 'nginx' && proc.name !== 'redis').map(async (proc) => stopProcess(proc)))
+      for (const proc of byName('redis')) await stopProcess(proc)
+      process.removeListener('exit', killAll)
+      rmSync(dir, { recursive: true, force: true })
+    })()
+    return stopping
   }
   try {
     const ports = await freePorts(2 + 2 * count)
@@ -281,7 +305,7 @@ export async function startLocalCluster (options: LocalClusterOptions = {}): Pro
     let redis: LocalCluster['redis']
     if (redisBin !== undefined) {
       const port = take()
-      const proc = start('redis', redisBin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], process.env, onOutput)
+      const proc = start('redis', redisBin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], process.env)
       started.push(proc)
       redis = { ...proc, port }
       await waitUntil(proc, 'PONG', deadline, async () => tcpAnswers(port, { send: 'PING\r\n', expect: '+PONG' }))
@@ -295,6 +319,8 @@ export async function startLocalCluster (options: LocalClusterOptions = {}): Pro
       const env: NodeJS.ProcessEnv = {
         ...process.env,
         LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+        // Ctrl-C drains every node at once: 2 s instead of 10 s, unless the environment says otherwise.
+        WSC_DRAIN_WINDOW: process.env.WSC_DRAIN_WINDOW ?? '2s',
         ...nodeEnv,
         POD_NAME: `wsc-${i}`,
         HOST: '127.0.0.1',

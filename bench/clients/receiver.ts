@@ -7,10 +7,17 @@ let firstAt = 0
 let lastAt = 0
 let latencies: number[] = []
 let done: (() => void) | undefined
+let finished: Promise<void> | undefined
+/** Messages that arrived while no count was armed: a run that started before its count did. */
+let unarmed = 0
 
 /** Counts one received message; `sentAt` (from the payload's `t`) gives a latency sample. */
 export function countMessage (sentAt: number | undefined): void {
   const at = now()
+  if (finished === undefined) {
+    unarmed++
+    return
+  }
   if (received === 0) firstAt = at
   received++
   lastAt = at
@@ -39,18 +46,30 @@ export function serveLoad (openOne: OpenOne, closeAll: () => Promise<void>): voi
       await Promise.all(Array.from({ length: Number(concurrency ?? 50) }, worker))
       return { ms: now() - started }
     },
-    /** Resolves once `total` messages arrived since the call (or after `timeoutMs`). */
-    expect: async ({ total, timeoutMs }) => {
+    /**
+     * Starts a count of `total` messages. Every message that arrives after this command's reply counts:
+     * start the sends only once it has answered. (A single "expect" command sent alongside the sends
+     * raced them: this process could read the first messages before the command, and its reset of the
+     * counter then discarded them — the "8999 of 9000" of a Socket.IO run.)
+     */
+    arm: ({ total }) => {
+      if (finished !== undefined) throw new Error('a count is already armed')
       received = 0
       latencies = []
       target = Number(total)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Number(timeoutMs ?? 120_000))
-        done = () => { clearTimeout(timer); resolve() }
-      })
+      finished = new Promise<void>((resolve) => { done = resolve })
+      return { unarmed }
+    },
+    /** Resolves once the armed count is reached, or after `timeoutMs` with what did arrive; disarms. */
+    wait: async ({ timeoutMs }) => {
+      if (finished === undefined) throw new Error('wait without arm')
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([finished, new Promise<void>((resolve) => { timer = setTimeout(resolve, Number(timeoutMs ?? 120_000)) })])
+      clearTimeout(timer)
+      finished = undefined
       done = undefined
       const sorted = latencies.sort((a, b) => a - b)
-      return { received, ms: lastAt - firstAt, p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length }
+      return { received, unarmed, ms: lastAt - firstAt, p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length }
     },
     closeAll: async () => {
       await closeAll()

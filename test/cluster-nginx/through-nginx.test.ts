@@ -73,7 +73,7 @@ test('through nginx, users on every node reach each other; a killed node\'s user
   const since = lastSeq.get(victim.user) ?? 0
   assert.deepEqual(sent, [1, 2, 3, 4, 5].map((i) => since + i), 'seq goes on without gaps')
 
-  // Same address, same ip_hash bucket: nginx passes the dead upstream and the client lands on a live node.
+  // nginx finds the dead upstream refusing, passes to the next server, and the client lands on a live node.
   const client = await TestClient.connect(`${cluster.wsUrl}?token=${victim.user}&since=${since}`, { localAddress: victim.address })
   const welcome: Record<string, unknown> = client.welcome ?? {}
   t.after(() => client.close())

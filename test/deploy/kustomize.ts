@@ -16,6 +16,9 @@ interface ConfigMapGenerator {
   options?: { disableNameSuffixHash?: boolean, labels?: Record<string, string>, annotations?: Record<string, string> }
 }
 
+interface PatchTarget { group?: string, version?: string, kind?: string, name?: string, namespace?: string, labelSelector?: string }
+type JsonPatchOp = { op: 'add' | 'replace' | 'remove', path: string, value?: unknown }
+
 interface Kustomization {
   apiVersion: string
   kind: 'Kustomization' | 'Component'
@@ -23,11 +26,12 @@ interface Kustomization {
   resources?: string[]
   components?: string[]
   configMapGenerator?: ConfigMapGenerator[]
+  patches?: Array<{ target: PatchTarget, patch: string }>
   images?: Array<{ name: string, newName?: string, newTag?: string }>
 }
 
 // Every field this renderer implements; any other field fails the render instead of being ignored.
-const SUPPORTED = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'components', 'configMapGenerator', 'images'])
+const SUPPORTED = new Set(['apiVersion', 'kind', 'namespace', 'resources', 'components', 'configMapGenerator', 'patches', 'images'])
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'CustomResourceDefinition', 'PersistentVolume', 'StorageClass', 'PriorityClass'])
 const POD_TEMPLATE_KINDS = new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'ReplicaSet', 'Job'])
 
@@ -80,6 +84,64 @@ function setImages (resources: Manifest[], images: NonNullable<Kustomization['im
   }
 }
 
+function targets (resource: Manifest, target: PatchTarget): boolean {
+  const [group, version] = resource.apiVersion.includes('/') ? resource.apiVersion.split('/') : ['', resource.apiVersion]
+  const labels = resource.metadata.labels ?? {}
+  return (target.group === undefined || target.group === group) &&
+    (target.version === undefined || target.version === version) &&
+    (target.kind === undefined || target.kind === resource.kind) &&
+    (target.name === undefined || target.name === resource.metadata.name) &&
+    (target.namespace === undefined || target.namespace === resource.metadata.namespace) &&
+    (target.labelSelector === undefined || target.labelSelector.split(',').every((term) => {
+      const [key = '', value] = term.split('=')
+      return labels[key.trim()] === value?.trim()
+    }))
+}
+
+/** Applies JSON 6902 operations (add, replace, remove) to `resource` in place. */
+function applyJsonPatch (resource: Manifest, ops: JsonPatchOp[], where: string): void {
+  for (const { op, path, value } of ops) {
+    const keys = path.split('/').slice(1).map((k) => k.replaceAll('~1', '/').replaceAll('~0', '~'))
+    const last = keys.pop()
+    if (last === undefined) throw new Error(`${where}: patch path ${path}`)
+    let parent: unknown = resource
+    for (const k of keys) {
+      parent = (parent as Record<string, unknown>)[k]
+      if (parent === null || typeof parent !== 'object') throw new Error(`${where}: patch path ${path} does not exist`)
+    }
+    if (Array.isArray(parent)) {
+      const index = last === '-' ? parent.length : Number(last)
+      if (op === 'add') parent.splice(index, 0, value)
+      else if (op === 'replace') parent[index] = value
+      else parent.splice(index, 1)
+      continue
+    }
+    const container = parent as Record<string, unknown>
+    if (op === 'remove' || op === 'replace') {
+      if (!(last in container)) throw new Error(`${where}: patch ${op} ${path}: no such field`)
+      if (op === 'remove') delete container[last]
+      else container[last] = value
+    } else if (op === 'add') {
+      container[last] = value
+    } else {
+      throw new Error(`${where}: patch op ${String(op)} is not implemented by the test renderer`)
+    }
+  }
+}
+
+function applyPatches (dir: string, resources: Manifest[], patches: NonNullable<Kustomization['patches']>): void {
+  for (const { target, patch } of patches) {
+    for (const field of Object.keys(target)) {
+      if (!['group', 'version', 'kind', 'name', 'namespace', 'labelSelector'].includes(field)) throw new Error(`${dir}: patch target ${field} is not implemented`)
+    }
+    const ops = parseYaml(patch) as JsonPatchOp[]
+    if (!Array.isArray(ops)) throw new Error(`${dir}: only JSON 6902 patches (a list of operations) are implemented`)
+    const matched = resources.filter((resource) => targets(resource, target))
+    if (matched.length === 0) throw new Error(`${dir}: a patch matches nothing (${JSON.stringify(target)})`)
+    for (const resource of matched) applyJsonPatch(resource, ops, dir)
+  }
+}
+
 /** Adds the resources, generated objects and components of `dir` to `into`, then applies its transformers. */
 function accumulate (dir: string, expectKind: Kustomization['kind'], into: Manifest[]): void {
   const k = readKustomization(dir)
@@ -92,6 +154,7 @@ function accumulate (dir: string, expectKind: Kustomization['kind'], into: Manif
   }
   for (const gen of k.configMapGenerator ?? []) own.push(generateConfigMap(dir, gen))
   for (const component of k.components ?? []) accumulate(resolve(dir, component), 'Component', own)
+  if (k.patches !== undefined) applyPatches(dir, own, k.patches)
   if (k.namespace !== undefined) {
     for (const resource of own) {
       if (!CLUSTER_SCOPED.has(resource.kind)) resource.metadata.namespace = k.namespace
@@ -103,7 +166,8 @@ function accumulate (dir: string, expectKind: Kustomization['kind'], into: Manif
 
 /**
  * Renders a kustomization directory the way `kustomize build` does for the subset of fields our
- * k8s/ uses (resources, components, namespace, images, configMapGenerator without hash suffixes).
+ * k8s/ uses (resources, components, namespace, images, configMapGenerator without hash suffixes, and
+ * JSON 6902 patches selected by group, version, kind, name, namespace or an equality labelSelector).
  * `components` are extra components applied last, as if the kustomization listed them.
  */
 export function renderKustomization (dir: string, components: string[] = []): Manifest[] {

@@ -1,6 +1,6 @@
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync } from 'node:fs'
 import { request } from 'node:http'
 import { createConnection } from 'node:net'
@@ -44,14 +44,20 @@ async function assertStopped (cluster: LocalCluster): Promise<void> {
   assert.equal(existsSync(cluster.dir), false, 'the temp dir is removed')
 }
 
-test('through nginx, clients from different addresses reach every node; a killed node\'s client reconnects to another', async (t) => {
+test('through nginx, clients of one machine and from different addresses reach every node; a killed node\'s client reconnects to another', async (t) => {
   const cluster = await startLocalCluster({ redis: false })
   let stopped = false
   t.after(async () => { if (!stopped) await cluster.stop() })
   assert.deepEqual(cluster.nodes.map((n) => n.name), NODE_IDS)
 
+  // Three tabs of one browser: the same address, open at the same time, one per node.
+  const tabs: TestClient[] = []
+  for (const user of ['tab-0', 'tab-1', 'tab-2']) tabs.push(await TestClient.connect(`${cluster.wsUrl}?token=${user}`, { localAddress: '127.0.0.1' }))
+  assert.deepEqual(tabs.map((tab) => String(tab.welcome?.nodeId)).sort(), NODE_IDS, 'clients from 127.0.0.1 are spread over the nodes')
+  for (const tab of tabs) await tab.close()
+
   const placed = await spreadOverNodes(cluster.wsUrl, NODE_IDS)
-  assert.deepEqual([...placed.keys()].sort(), NODE_IDS, 'ip_hash spreads source addresses over all three nodes')
+  assert.deepEqual([...placed.keys()].sort(), NODE_IDS, 'clients from different addresses reach all three nodes')
   for (const { client } of placed.values()) {
     client.send({ type: 'ping' })
     await client.next('pong')
@@ -100,30 +106,61 @@ test('without nginx the cluster says how to install it, and starts nothing', asy
   await assert.rejects(startLocalCluster({ nginx: '/nonexistent/nginx' }), /apt-get install nginx/)
 })
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  test(`npm run cluster prints the URL, serves through nginx, and stops everything on ${signal}`, async (t) => {
-    const cli = spawn(process.execPath, ['--import', 'tsx', `${ROOT}scripts/cluster.ts`, '--no-redis'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)))
-    t.after(() => { if (cli.exitCode === null) cli.kill('SIGKILL') })
-    let out = ''
-    const printed = new Promise<string>((resolve, reject) => {
-      cli.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString()
-        const url = /^ {2}(ws:\/\/127\.0\.0\.1:\d+\/ws)\?token=alice$/m.exec(out)?.[1]
-        if (url !== undefined && out.includes('Ctrl-C stops everything.')) resolve(url)
-      })
-      cli.once('exit', (code) => reject(new Error(`exited (${code}) before printing the URL:\n${out}`)))
-    })
-    const wsUrl = await within(printed, 40_000, 'the URL')
-    const ports = [...out.matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]))
-    const client = await TestClient.connect(`${wsUrl}?token=alice`, { localAddress: '127.0.0.1' })
-    const welcome: Record<string, unknown> = client.welcome ?? {}
-    assert.match(String(welcome.nodeId), /^wsc-[012]$/)
-    await client.close()
-
-    cli.kill(signal)
-    assert.equal(await within(exited, 20_000, 'the script to exit'), 0)
-    assert.match(out, new RegExp(`${signal}: stopping nginx, wsc-0, wsc-1, wsc-2`))
-    for (const port of [Number(/\/\/127\.0\.0\.1:(\d+)\/ws/.exec(wsUrl)?.[1]), ...ports]) assert.ok(await portClosed(port), `port ${port} is closed`)
+/** `npm run cluster` as a terminal runs it: its own process group, its output collected until it prints the URLs. */
+async function startCli (t: TestContext, args: string[]): Promise<{ cli: ChildProcess, exited: Promise<number | null>, output: () => string }> {
+  const cli = spawn(process.execPath, ['--import', 'tsx', `${ROOT}scripts/cluster.ts`, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)))
+  t.after(() => { if (cli.exitCode === null && cli.pid !== undefined) process.kill(-cli.pid, 'SIGKILL') })
+  let out = ''
+  const printed = new Promise<void>((resolve, reject) => {
+    const collect = (chunk: Buffer): void => {
+      out += chunk.toString()
+      if (out.includes('Ctrl-C stops everything.')) resolve()
+    }
+    cli.stdout.on('data', collect)
+    cli.stderr.on('data', collect)
+    cli.once('exit', (code) => reject(new Error(`exited (${code}) before printing the URLs:\n${out}`)))
   })
+  await within(printed, 40_000, 'the URLs')
+  return { cli, exited, output: () => out }
 }
+
+test('npm run cluster prints a URL per node; users on two nodes reach each other; Ctrl-C stops everything once, quietly', async (t) => {
+  const { cli, exited, output } = await startCli(t, [])
+  const nodeUrls = new Map([...output().matchAll(/^ {2}(wsc-\d): http:\/\/127\.0\.0\.1:(\d+)\/ {2}(ws:\/\/127\.0\.0\.1:\2\/ws)\?token=alice {2}metrics http:\/\/127\.0\.0\.1:\d+\/metrics$/gm)].map((m) => [m[1] as string, m[3] as string]))
+  assert.deepEqual([...nodeUrls.keys()], NODE_IDS, 'a line per node with its page, WebSocket and metrics URLs')
+
+  // One user on wsc-0's URL, one on wsc-1's: a message crosses from one node to the other.
+  const alice = await TestClient.connect(`${nodeUrls.get('wsc-0') ?? ''}?token=alice`)
+  const bob = await TestClient.connect(`${nodeUrls.get('wsc-1') ?? ''}?token=bob`)
+  assert.deepEqual([alice.welcome?.nodeId, bob.welcome?.nodeId], ['wsc-0', 'wsc-1'])
+  alice.send({ type: 'publish', id: 'hi', to: { user: 'bob' }, data: { text: 'from wsc-0' } })
+  assert.deepEqual((await bob.next('message')).data, { text: 'from wsc-0' })
+  await alice.close()
+  await bob.close()
+
+  // A terminal's Ctrl-C: SIGINT to the whole foreground process group.
+  const ports = [...output().matchAll(/http:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]))
+  process.kill(-(cli.pid as number), 'SIGINT')
+  assert.equal(await within(exited, 30_000, 'the script to exit'), 0)
+  const out = output()
+  assert.match(out, /SIGINT: stopping nginx, wsc-0, wsc-1, wsc-2 and Redis\n/)
+  assert.doesNotMatch(out, /second signal/, 'each node is stopped once, by the script')
+  assert.doesNotMatch(out, /^\[redis\]/m, 'Redis\'s start-up log (and the host\'s overcommit warning) is not shown')
+  assert.doesNotMatch(out, /\[wsc-\d\] exited/, 'no node exits by itself')
+  for (const port of ports) assert.ok(await portClosed(port), `port ${port} is closed`)
+})
+
+test('npm run cluster stops everything on SIGTERM to the script alone', async (t) => {
+  const { cli, exited, output } = await startCli(t, ['--no-redis'])
+  const wsUrl = /^ {2}(ws:\/\/127\.0\.0\.1:\d+\/ws)\?token=alice$/m.exec(output())?.[1]
+  assert.ok(wsUrl, output())
+  const client = await TestClient.connect(`${wsUrl}?token=alice`, { localAddress: '127.0.0.1' })
+  assert.match(String(client.welcome?.nodeId), /^wsc-[012]$/)
+  await client.close()
+
+  cli.kill('SIGTERM')
+  assert.equal(await within(exited, 20_000, 'the script to exit'), 0)
+  assert.match(output(), /SIGTERM: stopping nginx, wsc-0, wsc-1, wsc-2\n/)
+  for (const port of [...output().matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]))) assert.ok(await portClosed(port), `port ${port} is closed`)
+})

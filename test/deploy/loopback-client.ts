@@ -1,6 +1,6 @@
 import { TestClient } from '../helper.js'
 
-/** Loopback source addresses in distinct /24s (127.0.N.1), as ip_hash tells clients apart. */
+/** Loopback source addresses in distinct /24s (127.0.N.1), as a balancer hashing the address (ip_hash) tells clients apart. */
 export function sourceAddress (n: number): string {
   return `127.0.${n}.1`
 }

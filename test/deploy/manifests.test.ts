@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
-import { parseAllDocuments } from 'yaml'
+import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { CONFIG_KEYS, loadConfig } from '../../lib/config.js'
 import { resolveNodeIdentity } from '../../lib/node-identity.js'
 import { unknownFields, validateSchema } from './kube-schema.js'
@@ -17,7 +17,7 @@ import {
 
 const { version } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { version: string }
 
-interface ServiceSpec { selector?: Record<string, string>, clusterIP?: string, type?: string, ports: Array<{ name: string, port: number, targetPort: number | string, nodePort?: number }>, sessionAffinity?: string }
+interface ServiceSpec { selector?: Record<string, string>, clusterIP?: string, type?: string, ports: Array<{ name: string, port: number, targetPort: number | string, nodePort?: number }>, sessionAffinity?: string, externalTrafficPolicy?: string }
 type Service = Manifest & { spec: ServiceSpec }
 
 function containerPort (container: Container, port: number | string): number {
@@ -80,10 +80,10 @@ test('the schema check rejects what the API server would (a misspelt field, a st
   await assert.rejects(validateSchema(workloadOf(resources)), /replicas must be integer/)
 })
 
-test('each overlay is complete: namespace wsc, workload, Services, Ingress, HPA, PDB, ConfigMap, monitoring', () => {
+test('each overlay is complete: workload, Services, Ingress, HPA, PDB, ConfigMap, monitoring, all in namespace wsc', () => {
   const expected = {
-    statefulset: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'Namespace//wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'Service/wsc/wsc-headless', 'ServiceMonitor/wsc/wsc', 'StatefulSet/wsc/wsc'],
-    deployment: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'Deployment/wsc/wsc', 'HorizontalPodAutoscaler/wsc/wsc', 'Ingress/wsc/wsc', 'Namespace//wsc', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'ServiceMonitor/wsc/wsc']
+    statefulset: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'HorizontalPodAutoscaler/wsc/wsc-hpa', 'Ingress/wsc/wsc-ingress', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'Service/wsc/wsc-headless', 'ServiceMonitor/wsc/wsc', 'StatefulSet/wsc/wsc'],
+    deployment: ['ConfigMap/wsc/wsc-config', 'ConfigMap/wsc/wsc-grafana-dashboard', 'Deployment/wsc/wsc', 'HorizontalPodAutoscaler/wsc/wsc-hpa', 'Ingress/wsc/wsc-ingress', 'PodDisruptionBudget/wsc/wsc', 'PrometheusRule/wsc/wsc', 'Service/wsc/wsc', 'ServiceMonitor/wsc/wsc']
   }
   for (const overlay of OVERLAYS) {
     const resources = render(overlay)
@@ -112,6 +112,16 @@ test('each overlay is complete: namespace wsc, workload, Services, Ingress, HPA,
   for (const variant of VARIANTS) {
     const types = byKind<Service>(render('deployment', variant), 'Service').map((s) => s.spec.type ?? 'ClusterIP')
     assert.ok(types.includes(variant === 'nodeport' ? 'NodePort' : 'LoadBalancer'), variant)
+  }
+})
+
+test('kubectl delete -k leaves the namespace, and with it the Redis, MySQL and Secrets of the prerequisites', () => {
+  for (const overlay of OVERLAYS) {
+    for (const variant of [undefined, ...VARIANTS]) {
+      const resources = render(overlay, variant)
+      assert.deepEqual(byKind(resources, 'Namespace').map(manifestId), [], `${overlay}+${variant ?? 'none'}: no Namespace object`)
+      for (const resource of resources) assert.equal(resource.metadata.namespace, 'wsc', `${manifestId(resource)} is in namespace wsc`)
+    }
   }
 })
 
@@ -154,6 +164,20 @@ test('selectors match the pod labels, and Services, Ingress and ServiceMonitor n
   }
 })
 
+test('the NodePort behind the external nginx answers on every node and balances its connections over the pods', () => {
+  const site = readFileSync(`${ROOT}k8s/nginx/conf.d/wsc.conf`, 'utf8')
+  for (const overlay of OVERLAYS) {
+    const service = byKind<Service>(render(overlay, 'nodeport'), 'Service').find((s) => s.spec.type === 'NodePort')
+    assert.ok(service, overlay)
+    // nginx lists every node (not only those running a pod): with Local, a node without a pod drops them.
+    const nodePorts = service.spec.ports.map((p) => p.nodePort)
+    for (const [, port] of site.matchAll(/^\s*server \S+:(\d+)/gm)) assert.ok(nodePorts.includes(Number(port)), `nginx's upstream port ${port ?? ''} is a node port`)
+    assert.equal(service.spec.externalTrafficPolicy ?? 'Cluster', 'Cluster', `${overlay}: every node forwards to a pod`)
+    // Every connection arrives from nginx's address: ClientIP affinity would send them all to one pod.
+    assert.notEqual(service.spec.sessionAffinity, 'ClientIP', `${overlay}: no ClientIP affinity behind nginx`)
+  }
+})
+
 test('both overlays run the same pod, except that the node id comes from POD_NAME or HOSTNAME', () => {
   const [sts, deploy] = OVERLAYS.map((overlay) => structuredClone(workloadOf(render(overlay)).spec.template))
   for (const template of [sts, deploy]) {
@@ -169,7 +193,7 @@ test('node ids: StatefulSet pods are wsc-0, wsc-1, … from POD_NAME; Deployment
     { overlay: 'deployment' as const, pod: 'wsc-7d8f9c-abc12', source: 'HOSTNAME' }
   ]
   for (const { overlay, pod, source } of cases) {
-    const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'wsc-auth/jwt-secret': 'x' })
+    const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'redis/redis-password': '', 'wsc-auth/jwt-secret': 'x' })
     // The kubelet sets HOSTNAME to the pod name in every pod; POD_NAME comes first where it is set.
     const config = loadConfig({ env: { HOSTNAME: pod, ...env, WSC_CONFIG: '' } })
     const identity = resolveNodeIdentity(config.server)
@@ -189,14 +213,40 @@ test('every env var the manifests set is read by the config loader, node identit
   assert.deepEqual(CONFIG_KEYS.find((spec) => spec.key === 'drain.window')?.env, ['WSC_DRAIN_WINDOW'])
 })
 
-test('the grace period covers the preStop sleep, the drain window and a margin; the process exits before SIGKILL', () => {
+/** The pod's configuration as the example app loads it: the container's env and the mounted ConfigMap. */
+function podConfig (overlay: typeof OVERLAYS[number], dir: string): { env: NodeJS.ProcessEnv, file: Record<string, unknown>, config: ReturnType<typeof loadConfig> } {
+  const resources = render(overlay)
+  const env = podEnv(appContainer(resources), 'wsc-0', '10.244.1.5', { 'redis/redis-password': 's3cret', 'wsc-auth/jwt-secret': 'x' })
+  const configMap = byKind<Manifest & { data: Record<string, string> }>(resources, 'ConfigMap').find((c) => c.metadata.name === 'wsc-config')
+  const text = configMap?.data['config.yaml'] ?? ''
+  const path = join(dir, `${overlay}.yaml`)
+  writeFileSync(path, text)
+  return { env, file: parseYaml(text) as Record<string, unknown>, config: loadConfig({ env: { ...env, WSC_CONFIG: path } }) }
+}
+
+test('shutdown budget: preStop sleep + drain.timeout fit in terminationGracePeriodSeconds with a margin, so the process exits before SIGKILL', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wsc-budget-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const margin = 5
   for (const overlay of OVERLAYS) {
     const resources = render(overlay)
     const container = appContainer(resources)
     const grace = workloadOf(resources).spec.template.spec.terminationGracePeriodSeconds ?? 30
-    const drain = durationSeconds(container.env.find((v) => v.name === 'WSC_DRAIN_WINDOW')?.value ?? '')
-    const margin = 5
-    assert.ok(grace > preStopSeconds(container) + drain + margin, `${overlay}: ${grace} s > ${preStopSeconds(container)} s preStop + ${drain} s drain + ${margin} s`)
+    const { env, file, config } = podConfig(overlay, dir)
+    // drain.timeout as the pod gets it: its env var, else config.yaml, else CONFIG_KEYS' default (the
+    // deployments' default where the key has one).
+    const spec = CONFIG_KEYS.find((key) => key.key === 'drain.timeout')
+    assert.ok(spec !== undefined)
+    const fromEnv = ([] as string[]).concat(spec.env ?? []).map((name) => env[name]).find((value) => value !== undefined && value !== '')
+    const fromFile = (file.drain as Record<string, unknown> | undefined)?.timeout
+    const fallback = (spec as { deployDefault?: unknown }).deployDefault ?? spec.default
+    assert.equal(typeof fallback, 'number')
+    const timeout = fromEnv !== undefined ? durationSeconds(fromEnv) : fromFile !== undefined ? durationSeconds(String(fromFile)) : (fallback as number) / 1000
+    assert.equal(config.drain.timeout / 1000, timeout, `${overlay}: loadConfig resolves drain.timeout the same way`)
+    const preStop = preStopSeconds(container)
+    assert.ok(preStop + timeout <= grace - margin, `${overlay}: ${preStop} s preStop + ${timeout} s drain.timeout <= ${grace} s grace - ${margin} s`)
+    // And the drain itself fits in drain.timeout (loadConfig refuses less than 2 s for close handshakes).
+    assert.ok((config.drain.delay + config.drain.window) / 1000 + 2 < timeout, `${overlay}: drain.delay + drain.window + 2 s < drain.timeout`)
     assert.ok(grace <= 30, 'DESIGN.md: the process exits before terminationGracePeriodSeconds (30 s)')
     assert.equal(container.lifecycle?.preStop?.exec?.command[0], '/bin/sh', 'the image has /bin/sh (node:20-bookworm-slim)')
   }
@@ -235,11 +285,13 @@ test('config.yaml of the ConfigMap loads through loadConfig with the pod env, mo
   }
 })
 
-test('the Redis password is optional, the JWT secret is required, so a pod never runs with development tokens', () => {
+test('the Secrets the pod reads are required: a missing one stops the pod by name, never a pod without a password or with development tokens', () => {
   for (const overlay of OVERLAYS) {
-    const env = appContainer(render(overlay)).env
-    assert.deepEqual(env.find((v) => v.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'redis', key: 'redis-password', optional: true })
+    const container = appContainer(render(overlay))
+    const env = container.env
+    assert.deepEqual(env.find((v) => v.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'redis', key: 'redis-password' }, 'the Secret the Bitnami chart creates')
     assert.equal(env.find((v) => v.name === 'WSC_JWT_SECRET')?.valueFrom?.secretKeyRef?.optional, undefined)
-    assert.throws(() => podEnv(appContainer(render(overlay)), 'wsc-0', '10.0.0.1'), /required secret wsc-auth\/jwt-secret/)
+    assert.throws(() => podEnv(container, 'wsc-0', '10.0.0.1', { 'wsc-auth/jwt-secret': 'x' }), /required secret redis\/redis-password/)
+    assert.throws(() => podEnv(container, 'wsc-0', '10.0.0.1', { 'redis/redis-password': 'x' }), /required secret wsc-auth\/jwt-secret/)
   }
 })

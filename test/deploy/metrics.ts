@@ -1,15 +1,17 @@
+import { readFileSync } from 'node:fs'
+import { ROOT } from './pod.js'
+
 /**
- * The metrics the pods export on :8081/metrics that the alerts and the dashboard use. The metrics
- * work (issue 5) exports them under these names; docs/deploy-kubernetes.md lists them.
+ * The wsc_ metrics docs/metrics.md documents, with their type and labels. test/deploy/alerts.test.ts
+ * checks this list against what a running node exports; the other deploy tests check the manifests
+ * and the guide against it.
  */
-export const WSC_METRICS: Record<string, string> = {
-  wsc_connections: 'gauge: open WebSocket connections on the pod',
-  wsc_connections_opened_total: 'counter: upgrades accepted',
-  wsc_connections_closed_total: 'counter by code: connections closed, by close code',
-  wsc_messages_out_total: 'counter by target (user, room, connection, broadcast): frames delivered',
-  wsc_delivery_latency_seconds: 'histogram: from send to the write on the receiving socket',
-  wsc_drops_total: 'counter by reason: frames not delivered live',
-  wsc_redis_up: 'gauge 0/1: Redis reachable',
-  wsc_mysql_up: 'gauge 0/1: MySQL reachable (exported only when MySQL is configured)',
-  wsc_cluster_nodes: 'gauge: live nodes in the Redis node registry'
+export function documentedMetrics (): Map<string, { type: string, labels: string[] }> {
+  const doc = readFileSync(`${ROOT}docs/metrics.md`, 'utf8')
+  const metrics = new Map<string, { type: string, labels: string[] }>()
+  for (const [, name = '', type = '', labels = ''] of doc.matchAll(/^\| `(wsc_[a-z_]+)` \| ([a-z]+) \|([^|]*)\|/gm)) {
+    metrics.set(name, { type, labels: [...labels.matchAll(/`([a-z_]+)`/g)].map((m) => m[1] as string) })
+  }
+  if (metrics.size === 0) throw new Error('docs/metrics.md: no metric table found')
+  return metrics
 }

@@ -2,69 +2,81 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type { Manifest } from './kustomize.js'
-import { WSC_METRICS } from './metrics.js'
+import { documentedMetrics } from './metrics.js'
+import { alertRules, dashboard, DASHBOARD_FILE, dashboardQueries, EXTERNAL_METRICS } from './monitoring.js'
 import { byKind, OVERLAYS, render, ROOT } from './pod.js'
+import { metricNames, parse } from './promql.js'
 
-interface Rule { alert?: string, expr: string, for?: string, labels?: Record<string, string>, annotations?: Record<string, string> }
-type PrometheusRule = Manifest & { spec: { groups: Array<{ name: string, rules: Rule[] }> } }
+// What can be checked without a running node; test/deploy/alerts.test.ts evaluates the same
+// expressions against a scrape of one.
 
-function wscMetricsIn (expr: string): string[] {
-  return [...expr.matchAll(/\bwsc_[a-z_]+/g)].map(([name]) => name.replace(/_(bucket|sum|count)$/, ''))
+function knownMetric (name: string): boolean {
+  const family = name.replace(/_(bucket|sum|count)$/, '')
+  return documentedMetrics().has(family) || EXTERNAL_METRICS[name] !== undefined
 }
 
-function balanced (expr: string): boolean {
-  const pairs: Record<string, string> = { ')': '(', ']': '[', '}': '{' }
-  const stack: string[] = []
-  for (const ch of expr.replace(/"(?:[^"\\]|\\.)*"/g, '""')) {
-    if ('([{'.includes(ch)) stack.push(ch)
-    else if (ch in pairs && stack.pop() !== pairs[ch]) return false
-  }
-  return stack.length === 0
-}
-
-test('the PrometheusRule alerts on restarts, memory growth, Redis down and readiness failing, with our metric names', () => {
+test('the PrometheusRule alerts on restarts, memory growth, Redis and MySQL down, readiness and missing nodes, with documented metrics', () => {
   for (const overlay of OVERLAYS) {
-    const rule = byKind<PrometheusRule>(render(overlay), 'PrometheusRule')[0]
+    const rule = byKind<Manifest & { spec: unknown }>(render(overlay), 'PrometheusRule')[0]
     assert.ok(rule, overlay)
-    const rules = rule.spec.groups.flatMap((group) => group.rules)
-    const byName = new Map(rules.map((r) => [r.alert, r]))
-    assert.match(byName.get('WscPodRestarting')?.expr ?? '', /kube_pod_container_status_restarts_total/)
-    assert.match(byName.get('WscMemoryGrowing')?.expr ?? '', /container_memory_working_set_bytes/)
-    assert.match(byName.get('WscRedisDown')?.expr ?? '', /wsc_redis_up/)
-    assert.match(byName.get('WscPodNotReady')?.expr ?? '', /kube_pod_status_ready/)
-    for (const r of rules) {
-      assert.ok(balanced(r.expr), `${r.alert ?? '?'}: brackets balance`)
-      assert.ok(['warning', 'critical'].includes(r.labels?.severity ?? ''), `${r.alert ?? '?'}: severity`)
-      assert.ok(r.annotations?.summary, `${r.alert ?? '?'}: summary`)
-      assert.match(r.expr, /namespace="wsc"/, `${r.alert ?? '?'}: scoped to namespace wsc`)
-      for (const name of wscMetricsIn(r.expr)) assert.ok(WSC_METRICS[name], `${r.alert ?? '?'}: ${name} is not a metric we export`)
-    }
+  }
+  const rules = alertRules()
+  assert.deepEqual(rules.map((r) => r.alert), ['WscPodRestarting', 'WscMemoryGrowing', 'WscRedisDown', 'WscMySQLDown', 'WscPodNotReady', 'WscNodesMissing'])
+  const byName = new Map(rules.map((r) => [r.alert, r]))
+  assert.deepEqual(metricNames(parse(byName.get('WscRedisDown')?.expr ?? '')), ['wsc_router_up'])
+  assert.deepEqual(metricNames(parse(byName.get('WscMySQLDown')?.expr ?? '')), ['wsc_store_up'])
+  for (const r of rules) {
+    const names = metricNames(parse(r.expr))
+    assert.ok(names.length > 0, `${r.alert}: selects a metric`)
+    for (const name of names) assert.ok(knownMetric(name), `${r.alert}: ${name} is neither in docs/metrics.md nor from kube-state-metrics/cAdvisor`)
+    assert.ok(['warning', 'critical'].includes(r.labels?.severity ?? ''), `${r.alert}: severity`)
+    assert.ok(r.annotations?.summary, `${r.alert}: summary`)
+    assert.match(r.expr, /namespace="wsc"/, `${r.alert}: scoped to namespace wsc`)
   }
 })
 
-test('the Grafana dashboard is valid JSON built on our metrics, shipped in a ConfigMap the Grafana sidecar loads', () => {
-  const text = readFileSync(`${ROOT}k8s/components/monitoring/grafana-dashboard.json`, 'utf8')
-  const dashboard = JSON.parse(text) as { uid: string, panels: Array<{ id: number, title: string, gridPos: { x: number, w: number }, targets: Array<{ expr: string }> }> }
-  assert.equal(dashboard.uid, 'fastify-wsc')
-  const ids = dashboard.panels.map((p) => p.id)
+test('the Grafana dashboard is valid JSON built on documented metrics, shipped in a ConfigMap the Grafana sidecar loads', () => {
+  const board = dashboard()
+  assert.equal(board.uid, 'fastify-wsc')
+  const ids = board.panels.map((p) => p.id)
   assert.equal(new Set(ids).size, ids.length, 'panel ids are unique')
-  const used = new Set<string>()
-  for (const panel of dashboard.panels) {
+  for (const panel of board.panels) {
     assert.ok(panel.gridPos.x + panel.gridPos.w <= 24, `${panel.title}: fits the 24-column grid`)
     assert.ok(panel.targets.length > 0, `${panel.title}: has a query`)
-    for (const { expr } of panel.targets) {
-      assert.ok(balanced(expr), `${panel.title}: brackets balance`)
-      for (const name of wscMetricsIn(expr)) {
-        assert.ok(WSC_METRICS[name], `${panel.title}: ${name} is not a metric we export`)
-        used.add(name)
-      }
+  }
+  const used = new Set<string>()
+  for (const { where, expr } of dashboardQueries()) {
+    for (const name of metricNames(parse(expr))) {
+      assert.ok(knownMetric(name), `${where}: ${name} is neither in docs/metrics.md nor from kube-state-metrics/cAdvisor`)
+      used.add(name.replace(/_(bucket|sum|count)$/, ''))
     }
   }
-  assert.deepEqual([...used].sort(), Object.keys(WSC_METRICS).sort(), 'every metric we export has a panel')
+  for (const name of ['wsc_connections', 'wsc_router_up', 'wsc_store_up', 'wsc_dropped_total', 'wsc_cluster_nodes', 'wsc_delivery_latency_seconds']) {
+    assert.ok(used.has(name), `a panel shows ${name}`)
+  }
 
+  const text = readFileSync(DASHBOARD_FILE, 'utf8')
   for (const overlay of OVERLAYS) {
     const configMap = byKind<Manifest & { data: Record<string, string> }>(render(overlay), 'ConfigMap').find((c) => c.metadata.name === 'wsc-grafana-dashboard')
     assert.equal(configMap?.metadata.labels?.grafana_dashboard, '1', overlay)
     assert.equal(configMap?.data['wsc-dashboard.json'], text, overlay)
+  }
+})
+
+test('kube-prometheus-stack, installed as the guide says, selects the ServiceMonitor and the PrometheusRule', () => {
+  // The chart's Prometheus: serviceMonitorSelector and ruleSelector are matchLabels { release: <Helm
+  // release name> } (serviceMonitorSelectorNilUsesHelmValues, ruleSelectorNilUsesHelmValues default
+  // true); its namespace selectors are {} (every namespace).
+  const guide = readFileSync(`${ROOT}docs/deploy-kubernetes.md`, 'utf8')
+  const release = /helm install (\S+) prometheus-community\/kube-prometheus-stack/.exec(guide)?.[1]
+  assert.ok(release, 'the guide says how to install kube-prometheus-stack')
+  const selector = { release }
+  for (const overlay of OVERLAYS) {
+    const resources = render(overlay)
+    for (const kind of ['ServiceMonitor', 'PrometheusRule']) {
+      const [object] = byKind(resources, kind)
+      assert.ok(object, `${overlay}: ${kind}`)
+      for (const [key, value] of Object.entries(selector)) assert.equal(object.metadata.labels?.[key], value, `${overlay}: ${kind} ${object.metadata.name} has ${key}: ${value}`)
+    }
   }
 })

@@ -64,7 +64,9 @@ test('nginx -t passes on the loopback configuration the local cluster generates'
   const generated = readFileSync(join(dir, 'conf.d/wsc.conf'), 'utf8')
   const backend = block(generated, /upstream wsc_backend/)
   assert.deepEqual([...backend.matchAll(/^\s*server (\S+)/gm)].map((m) => m[1]), ['127.0.0.1:18081', '127.0.0.1:18082', '127.0.0.1:18083'])
-  assert.match(backend, /ip_hash;/, 'the production balancing is kept')
+  // Every loopback client has the address 127.0.0.1: ip_hash would put them all on one node.
+  assert.doesNotMatch(backend, /^\s*ip_hash;/m, 'no ip_hash on loopback')
+  assert.match(backend, /^\s*least_conn;/m, 'connections spread over the nodes')
   assert.match(backend, /max_fails=3 fail_timeout=30s/, 'the production failure detection is kept')
   assert.deepEqual([...block(generated, /upstream wsc_metrics/).matchAll(/^\s*server (\S+)/gm)].map((m) => m[1]), ['127.0.0.1:18091', '127.0.0.1:18092', '127.0.0.1:18093'])
   assert.equal(readFileSync(join(dir, 'snippets/wsc-locations.conf'), 'utf8'), LOCATIONS, 'the locations are used unchanged')
