@@ -1,3 +1,4 @@
+/** Every coded error of the library (`WSC_ERR_*`). */
 import createError from '@fastify/error'
 
 /** Start-up stopped by a bad configuration value; the message names the key, the value and what is allowed. */

@@ -1,3 +1,4 @@
+/** A node's identity (id, address, port) from what it is given: the pod name, or `<ip>-<port>`. */
 import { networkInterfaces } from 'node:os'
 
 /** Where a node's id came from: given, or made of its address. */

@@ -1,3 +1,4 @@
+/** The version of this package, read once from its package.json. */
 import { existsSync, readFileSync } from 'node:fs'
 
 // The package root is one level up from lib/ in the sources and two levels up from dist/lib/.

@@ -1,5 +1,10 @@
+/**
+ * What `/ready` answers: readiness decided from the node's health, its router's and store's, and the
+ * process load.
+ */
 import type { StoreStatus } from './store/message-store.js'
 import type { RouterStatus } from './router/router.js'
+import { MIB } from './units.js'
 
 /** A node's own view of itself and its dependencies, as `app.wsc.health()` reports it. */
 export interface NodeHealth {
@@ -38,7 +43,6 @@ export interface Readiness {
   checks: ReadinessCheck[]
 }
 
-const MIB = 1024 * 1024
 const round = (ms: number): number => Math.round(ms * 100) / 100
 
 /**

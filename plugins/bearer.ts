@@ -1,3 +1,4 @@
+/** The `bearer()` authenticate helper: the token from where clients send it, handed to the app's check. */
 import type { FastifyRequest } from 'fastify'
 import { extractBearerToken } from '../lib/bearer-token.js'
 import type { AuthResult } from '../lib/node/wsc-node.js'

@@ -1,3 +1,7 @@
+/**
+ * The `health` plugin: liveness and readiness routes for the kubelet, and load shedding of new
+ * upgrades under pressure.
+ */
 import { getHeapStatistics } from 'node:v8'
 import type { FastifyInstance } from 'fastify'
 import underPressure from '@fastify/under-pressure'

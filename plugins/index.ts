@@ -1,3 +1,4 @@
+/** The `wsc` composition plugin, and everything the package exports. */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { resolveConfig, type ConfigSectionInput, type WscConfigInput } from '../lib/config.js'

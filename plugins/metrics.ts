@@ -1,3 +1,7 @@
+/**
+ * The `metrics` plugin: the node's Prometheus metrics in a registry, served on a port of their own
+ * only when given one.
+ */
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyMetrics from 'fastify-metrics'

@@ -1,3 +1,4 @@
+/** The `node-identity` plugin: names this Fastify instance (the pod) in the cluster. */
 import type { AddressInfo } from 'node:net'
 import fp from 'fastify-plugin'
 import { resolveSection, type ConfigSectionInput } from '../lib/config.js'

@@ -1,3 +1,7 @@
+/**
+ * The `redis-router` plugin: connects Redis (or adopts the app's client) and builds the router that
+ * reaches every pod.
+ */
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { resolveSection, type ConfigSectionInput } from '../lib/config.js'

@@ -1,3 +1,7 @@
+/**
+ * The `websocket` plugin: the `/ws` route (authentication before the upgrade, refusals as HTTP
+ * answers), the node behind `app.wsc`, and its start and close.
+ */
 import { randomUUID } from 'node:crypto'
 import { ServerResponse, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'

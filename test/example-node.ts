@@ -4,8 +4,8 @@
  * killed with real signals. Also the HTTP calls the process tests make against it.
  */
 import { existsSync } from 'node:fs'
-import { TestClient } from './helper.js'
-import { startServer, until, type ServerProcess } from './server-process.js'
+import { TestClient, waitFor } from './helper.js'
+import { startServer, type ServerProcess } from './server-process.js'
 
 export const exampleServer = new URL('../dist/example/server.js', import.meta.url).pathname
 
@@ -45,7 +45,7 @@ export async function startExampleNode (t: { after: (fn: () => void) => void }, 
     ...(options.mysqlUrl === undefined ? {} : { MYSQL_URL: options.mysqlUrl }),
     ...options.env
   })
-  await until(async () => (await readiness(server)).status === 200 ? true : undefined, 15_000, `${options.nodeId}: /ready to answer 200`)
+  await waitFor(async () => (await readiness(server)).status === 200 ? true : undefined, 15_000, `${options.nodeId}: /ready to answer 200`)
   return Object.assign(server, { nodeId: options.nodeId })
 }
 

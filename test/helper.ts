@@ -89,6 +89,22 @@ export async function within<T> (promise: Promise<T>, ms: number, what: string):
   }
 }
 
+/** Polls `condition` until it holds, failing after `ms` with `what` in the message. */
+export async function waitFor<T> (condition: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string, every = 25): Promise<T> {
+  const deadline = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const value = await condition()
+      if (value !== undefined && value !== false) return value
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${(last as Error).message})`}`)
+    await new Promise((resolve) => setTimeout(resolve, every))
+  }
+}
+
 export interface ClientOptions {
   protocols?: string[]
   headers?: Record<string, string>

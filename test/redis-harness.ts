@@ -15,7 +15,7 @@ import { Cluster, Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { RedisRouter } from '../lib/redis/router.js'
 import type { WscOptions } from '../plugins/index.js'
-import { build } from './helper.js'
+import { build, waitFor } from './helper.js'
 
 const run = promisify(execFile)
 
@@ -37,22 +37,6 @@ export async function freePort (): Promise<number> {
       server.close(() => resolve(port))
     })
   })
-}
-
-/** Polls `condition` until it holds, failing after `ms` with `what` in the message. */
-export async function waitFor<T> (condition: () => T | undefined | false | Promise<T | undefined | false>, ms: number, what: string, every = 25): Promise<T> {
-  const deadline = Date.now() + ms
-  let last: unknown
-  for (;;) {
-    try {
-      const value = await condition()
-      if (value !== undefined && value !== false) return value
-    } catch (err) {
-      last = err
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${(last as Error).message})`}`)
-    await new Promise((resolve) => setTimeout(resolve, every))
-  }
 }
 
 function hostPort (addr: string): { host: string, port: number } {

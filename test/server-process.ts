@@ -92,14 +92,3 @@ export async function startServer (t: { after: (fn: () => void) => void }, args:
     waitForLog
   }
 }
-
-/** Calls `probe` until it returns a value other than undefined, at most `ms`. */
-export async function until<T> (probe: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}

@@ -1,3 +1,7 @@
+/**
+ * One client connection: its bounded send path, the hold-back of live frames during a replay, seq
+ * ordering of user messages, heartbeat state and its inbound rate limit.
+ */
 import { CloseCode } from '../protocol.js'
 import { RateLimiter } from './rate-limiter.js'
 

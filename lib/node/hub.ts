@@ -1,3 +1,7 @@
+/**
+ * The local connections of one node, by id, by user and by room, and the fan-out that hands one frame
+ * to each of them.
+ */
 import type { ClientConnection } from './client-connection.js'
 import type { Target } from '../protocol.js'
 

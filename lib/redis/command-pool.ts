@@ -1,3 +1,7 @@
+/**
+ * The Redis command connections of a node: one user's commands always on the same connection, node-
+ * scoped ones on connection 0, and the wait for their first connection.
+ */
 import type { Cluster, Redis } from 'ioredis'
 import { OptionError, UnavailableError } from '../errors.js'
 import { defineScripts } from './scripts.js'
@@ -144,7 +148,7 @@ class PoolConnection {
 }
 
 /** `command connection 0 reconnecting; command connections 1, 3 connecting` */
-function describe (connections: readonly PoolConnection[]): string[] {
+function describeConnections (connections: readonly PoolConnection[]): string[] {
   const byStatus = new Map<string, number[]>()
   for (const connection of connections) {
     const status = connection.client.status
@@ -236,7 +240,7 @@ export class RedisCommandPool {
         else reject(err)
       }
       const timer = setTimeout(() => {
-        const waiting = describe(this.#connections.filter((connection) => connection.client.status !== 'ready' || connection.connecting))
+        const waiting = describeConnections(this.#connections.filter((connection) => connection.client.status !== 'ready' || connection.connecting))
         done(new UnavailableError(`${what} not reachable within ${timeout} ms: ${this.minReady} of ${this.size} command connections needed; ${waiting.join('; ')}`))
       }, timeout).unref()
       for (const connection of this.#connections) {
@@ -251,7 +255,7 @@ export class RedisCommandPool {
 
   /** What is wrong: connections that are down, other than those still making their first connection. */
   problems (): string[] {
-    return describe(this.#connections.filter((connection) => connection.client.status !== 'ready' && !connection.connecting))
+    return describeConnections(this.#connections.filter((connection) => connection.client.status !== 'ready' && !connection.connecting))
   }
 
   /** Connections still making their first connection (after start-up, when `min_idle_conns` < `pool_size`). */

@@ -1,3 +1,7 @@
+/**
+ * Opening Redis as configured (standalone, Sentinel or Cluster), or adopting a client the app has: the
+ * command connections and the dedicated Pub/Sub connection.
+ */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { WscConfig } from '../config.js'
 import { ConfigError, OptionError } from '../errors.js'

@@ -1,3 +1,4 @@
+/** The in-memory router of a node that runs alone: presence and routing without Redis. */
 import type { LocalNode, NodeInfo, PresenceEntry, RoutedEvent, Router, RouterStatus } from './router.js'
 
 /** The embedded default: one node, every event delivered in-process. */

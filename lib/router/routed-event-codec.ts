@@ -1,3 +1,7 @@
+/**
+ * The wire format of routed events between nodes (one header line, then the message frame verbatim)
+ * and of the loopback probe.
+ */
 import type { RoutedEvent } from './router.js'
 
 /**

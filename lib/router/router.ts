@@ -1,3 +1,7 @@
+/**
+ * The `Router` seam between a node and the others (registry, presence, fan-out), the events it
+ * carries, and connection ids.
+ */
 import type { Target } from '../protocol.js'
 
 /** One live connection of a user, as presence reports it. */

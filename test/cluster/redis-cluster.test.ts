@@ -3,8 +3,9 @@ import assert from 'node:assert/strict'
 import { Cluster, Redis } from 'ioredis'
 import { loadConfig } from '../../lib/config.js'
 import { openRedisConnections } from '../../lib/redis/connection.js'
-import { startNodes, startRedisCluster, uniquePrefix, waitFor, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
+import { startNodes, startRedisCluster, uniquePrefix, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
 import { broadcastEverywhere, connect, interestOnly, kickAndDisconnect, presenceAndNodesAgree, roomAcrossNodes, userToUser } from './redis-scenarios.js'
+import { waitFor } from '../helper.js'
 
 function direct (t: import('node:test').TestContext, addr: string): Redis {
   const [host, port] = addr.split(':')

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestClient } from '../helper.js'
-import { redisClient, startNodeProcess, startNodes, uniquePrefix, waitFor, type NodeProcess, type TestNode } from '../redis-harness.js'
+import { TestClient, waitFor } from '../helper.js'
+import { redisClient, startNodeProcess, startNodes, uniquePrefix, type NodeProcess, type TestNode } from '../redis-harness.js'
 
 const HEARTBEAT_MS = 300
 

@@ -2,8 +2,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
 import { parsePrometheusText, valueOf } from '../prometheus-text.js'
-import { startNodes, uniquePrefix, waitFor } from '../redis-harness.js'
+import { startNodes, uniquePrefix } from '../redis-harness.js'
 import { connect } from './redis-scenarios.js'
+import { waitFor } from '../helper.js'
 
 /** `wsc_publish_to_write_seconds_count` on the node's metrics port. */
 async function publishToWriteCount (app: FastifyInstance): Promise<number> {

@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startNodes, startRedisServer, uniquePrefix, waitFor } from '../redis-harness.js'
+import { startNodes, startRedisServer, uniquePrefix } from '../redis-harness.js'
 import { connect } from './redis-scenarios.js'
+import { waitFor } from '../helper.js'
 
 const UNAVAILABLE = { code: 'WSC_ERR_UNAVAILABLE' }
 

@@ -6,8 +6,8 @@ import type { Redis } from 'ioredis'
 import { loadConfig } from '../../lib/config.js'
 import { poolIndex } from '../../lib/redis/command-pool.js'
 import { openRedisConnections } from '../../lib/redis/connection.js'
-import { build, TestClient } from '../helper.js'
-import { redisClient, SHARED_REDIS, startNodes, startRedisServer, uniquePrefix, waitFor } from '../redis-harness.js'
+import { build, TestClient, waitFor } from '../helper.js'
+import { redisClient, SHARED_REDIS, startNodes, startRedisServer, uniquePrefix } from '../redis-harness.js'
 import { connect } from './redis-scenarios.js'
 
 const UNAVAILABLE = { code: 'WSC_ERR_UNAVAILABLE' }

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import type { TestContext } from 'node:test'
-import { TestClient, type Frame } from '../helper.js'
-import { waitFor, type TestNode } from '../redis-harness.js'
+import { type Frame, TestClient, waitFor } from '../helper.js'
+import { type TestNode } from '../redis-harness.js'
 
 export async function connect (t: TestContext, node: TestNode, userId: string): Promise<TestClient & { connectionId: string }> {
   const client = new TestClient(node.url(`token=${encodeURIComponent(userId)}`))

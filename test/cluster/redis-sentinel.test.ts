@@ -5,8 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { freePort, startNodes, startRedisServer, uniquePrefix, waitFor } from '../redis-harness.js'
+import { freePort, startNodes, startRedisServer, uniquePrefix } from '../redis-harness.js'
 import { connect, presenceAndNodesAgree, roomAcrossNodes, userToUser } from './redis-scenarios.js'
+import { waitFor } from '../helper.js'
 
 const MASTER_NAME = 'wsc-test-master'
 

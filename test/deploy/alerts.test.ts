@@ -3,10 +3,9 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { MySqlProxy, testDatabase } from '../backends.js'
 import { requireBuild, startExampleNode, type ExampleNode } from '../example-node.js'
-import { TestClient } from '../helper.js'
+import { TestClient, waitFor } from '../helper.js'
 import { parsePrometheusText, valueOf, type Sample } from '../prometheus-text.js'
 import { startRedisServer } from '../redis-harness.js'
-import { until } from '../server-process.js'
 import { addExternalSeries, alertRules, dashboardQueries, EXTERNAL_METRICS, MiB, type PodState } from './monitoring.js'
 import { documentedMetrics } from './metrics.js'
 import { ROOT } from './pod.js'
@@ -142,7 +141,7 @@ test('each wsc_ alert is quiet on a healthy cluster and fires when its condition
   // wsc-1 dies without deregistering: wsc-0 sees one live node while two pods are still ready.
   wsc1.child.kill('SIGKILL')
   await wsc1.exited
-  await until(async () => await metric(wsc0, 'wsc_cluster_nodes') === 1 ? true : undefined, 15_000, 'wsc-0 to reap wsc-1 from the registry')
+  await waitFor(async () => await metric(wsc0, 'wsc_cluster_nodes') === 1 ? true : undefined, 15_000, 'wsc-0 to reap wsc-1 from the registry')
   now = await round()
   assert.deepEqual([...firing(store, now).keys()], ['WscNodesMissing'])
   assert.deepEqual(firing(store, now).get('WscNodesMissing')?.map((e) => e.labels), [{ namespace: 'wsc' }])
@@ -151,13 +150,13 @@ test('each wsc_ alert is quiet on a healthy cluster and fires when its condition
 
   // MySQL vanishes: the store's next periodic probe (every 5 s) marks it down.
   await mysql.cut()
-  await until(async () => await metric(wsc0, 'wsc_store_up') === 0 ? true : undefined, 15_000, 'wsc_store_up 0 on wsc-0')
+  await waitFor(async () => await metric(wsc0, 'wsc_store_up') === 0 ? true : undefined, 15_000, 'wsc_store_up 0 on wsc-0')
   now = await round()
   assert.deepEqual(firing(store, now).get('WscMySQLDown')?.map((e) => e.labels), [{ namespace: 'wsc', pod: 'wsc-0' }])
 
   // Redis stops: the router reports down.
   await redis.stop()
-  await until(async () => await metric(wsc0, 'wsc_router_up') === 0 ? true : undefined, 15_000, 'wsc_router_up 0 on wsc-0')
+  await waitFor(async () => await metric(wsc0, 'wsc_router_up') === 0 ? true : undefined, 15_000, 'wsc_router_up 0 on wsc-0')
   now = await round()
   assert.deepEqual(firing(store, now).get('WscRedisDown')?.map((e) => e.labels), [{ namespace: 'wsc', pod: 'wsc-0' }])
 })

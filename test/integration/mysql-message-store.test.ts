@@ -7,7 +7,7 @@ import { MySqlMessageStore, type MySqlMessageStoreOptions } from '../../lib/stor
 import { SCHEMA_VERSION, recordedVersions } from '../../lib/store/mysql/schema.js'
 import type { TestContext } from 'node:test'
 import { count, MySqlProxy, testDatabase, type TestDatabase } from '../backends.js'
-import { waitFor } from '../redis-harness.js'
+import { waitFor } from '../helper.js'
 
 const HOUR = 3600_000
 

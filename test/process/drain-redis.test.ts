@@ -2,8 +2,8 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { testDatabase } from '../backends.js'
 import { Device, startExampleNode, sendToUser, type SendOutcome } from '../example-node.js'
-import { TestClient, within } from '../helper.js'
-import { redisClient, startRedisServer, waitFor } from '../redis-harness.js'
+import { TestClient, waitFor, within } from '../helper.js'
+import { redisClient, startRedisServer } from '../redis-harness.js'
 
 const USERS = Array.from({ length: 20 }, (_, i) => `user-${i}`)
 const TARGET = 'user-0'

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { TestClient, within, type Frame } from '../helper.js'
-import { startServer, until, type ServerProcess } from '../server-process.js'
+import { type Frame, TestClient, waitFor, within } from '../helper.js'
+import { startServer, type ServerProcess } from '../server-process.js'
 
 const exampleServer = new URL('../../dist/example/server.js', import.meta.url).pathname
 const fixture = new URL('../fixtures/server.ts', import.meta.url).pathname
@@ -45,7 +45,7 @@ test('SIGTERM with 200 clients: /ready 503 first, then reconnect + 1012 for each
   assert.equal((await readyStatus(server)).status, 200)
 
   server.child.kill('SIGTERM')
-  const notReady = await until(async () => {
+  const notReady = await waitFor(async () => {
     const ready = await readyStatus(server)
     return ready.status === 503 ? ready : undefined
   }, 5000, '/ready to answer 503')
@@ -106,7 +106,7 @@ test('SIGTERM lets sends in flight settle before the store closes: every resolve
   server.child.send({ type: 'produce', user: 'bob', concurrency: 8 })
   const entries = (): Array<{ event: string, key?: number, id?: string, seq?: number, code?: string }> =>
     existsSync(sendsLog) ? readFileSync(sendsLog, 'utf8').trim().split('\n').filter(Boolean).map((line) => JSON.parse(line)) : []
-  await until(async () => entries().filter((e) => e.event === 'resolved').length >= 16 ? true : undefined, 10_000, 'sends to resolve')
+  await waitFor(async () => entries().filter((e) => e.event === 'resolved').length >= 16 ? true : undefined, 10_000, 'sends to resolve')
 
   server.child.kill('SIGTERM')
   const exit = await within(server.exited, 20_000, 'the process to exit')

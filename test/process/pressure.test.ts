@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TestClient } from '../helper.js'
-import { startServer, until } from '../server-process.js'
+import { TestClient, waitFor } from '../helper.js'
+import { startServer } from '../server-process.js'
 
 const fixture = new URL('../fixtures/server.ts', import.meta.url).pathname
 
@@ -21,7 +21,7 @@ test('a blocked event loop: /ready and new upgrades get 503, /health stays 200, 
     WSC_HEALTH_SAMPLE_INTERVAL: '100ms'
   })
   // Start-up work (tsx compiling the fixture) can itself delay the loop past 100 ms: wait for calm first.
-  const readyBody = await until(async () => {
+  const readyBody = await waitFor(async () => {
     const answer = await get(`${server.baseUrl}/ready`)
     return answer.status === 200 ? answer.body as ReadyBody : undefined
   }, 15_000, '/ready to answer 200 after start-up')
@@ -30,7 +30,7 @@ test('a blocked event loop: /ready and new upgrades get 503, /health stays 200, 
   const early = await TestClient.connect(server.wsUrl('token=early'))
 
   server.child.send({ type: 'block', ms: 300 })
-  const notReady = await until(async () => {
+  const notReady = await waitFor(async () => {
     const answer = await get(`${server.baseUrl}/ready`)
     return answer.status === 503 ? answer.body as ReadyBody : undefined
   }, 15_000, '/ready to answer 503')
@@ -53,7 +53,7 @@ test('a blocked event loop: /ready and new upgrades get 503, /health stays 200, 
   assert.ok(server.logs.some((line) => line.msg === 'upgrade refused: under pressure' && line.statusCode === 503 && line.level === 40), 'the refusal is logged at warn')
 
   server.child.send({ type: 'unblock' })
-  await until(async () => (await fetch(`${server.baseUrl}/ready`)).status === 200 ? true : undefined, 15_000, '/ready to answer 200 again')
+  await waitFor(async () => (await fetch(`${server.baseUrl}/ready`)).status === 200 ? true : undefined, 15_000, '/ready to answer 200 again')
   const late = await TestClient.connect(server.wsUrl('token=late'))
   await Promise.all([early.close(), late.close()])
   server.child.kill('SIGKILL')

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readiness, sendToUser, startExampleNode } from '../example-node.js'
-import { TestClient } from '../helper.js'
-import { redisClient, startRedisServer, waitFor } from '../redis-harness.js'
+import { TestClient, waitFor } from '../helper.js'
+import { redisClient, startRedisServer } from '../redis-harness.js'
 
 /** The defaults: heartbeat 5 s, so the Pub/Sub loopback probe runs every 5 s. */
 const PROBE_PERIOD_MS = 5000

@@ -2,8 +2,8 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { testDatabase } from '../backends.js'
 import { Device, startExampleNode, sendToUser, type SendOutcome } from '../example-node.js'
-import { within } from '../helper.js'
-import { startRedisServer, waitFor } from '../redis-harness.js'
+import { waitFor, within } from '../helper.js'
+import { startRedisServer } from '../redis-harness.js'
 
 const MESSAGES = 2000
 const IN_FLIGHT = 16
