@@ -33,6 +33,25 @@ export const PayloadError = createError('WSC_ERR_PAYLOAD', 'payload refused: %s'
 /** A send target (user id, room name, connection id) is malformed. */
 export const TargetError = createError('WSC_ERR_TARGET', 'bad target: %s', 400, TypeError)
 
+const StoredNotDelivered = createError('WSC_ERR_STORED_NOT_DELIVERED', 'stored as seq %s but not pushed to the user\'s connections: %s', 503)
+
+/**
+ * A user message was stored (it has its seq and is delivered when the user's connections catch up or
+ * resume) but could not be pushed live now. Retrying with the same `id` returns it without a second copy.
+ */
+export class StoredNotDeliveredError extends StoredNotDelivered {
+  readonly id: string
+  readonly seq: number
+  constructor (id: string, seq: number, cause: unknown) {
+    super(seq, cause instanceof Error ? cause.message : String(cause), { cause })
+    this.id = id
+    this.seq = seq
+  }
+}
+
+/** Start-up found another live process registered under this node's id. */
+export const NodeIdInUseError = createError('WSC_ERR_NODE_ID_IN_USE', '%s', 500)
+
 /** The node is shutting down and no longer accepts sends. */
 export const ClosedError = createError('WSC_ERR_CLOSED', 'closed: %s', 503)
 

@@ -147,11 +147,18 @@ export interface WelcomeFrame {
   connectionId: string
   userId: string
   heartbeatMs: number
+  /** The user's latest seq. */
   seq: number
+  /** Names the store's history of the user; a client resumes with it (`epoch=`). */
+  epoch: string
+  /** False when the replay could not start right after the client's `since` (another epoch, or older than held). */
+  recovered: boolean
+  /** The oldest seq still held; 0 when none. */
+  oldestSeq: number
 }
 
 export function encodeWelcome (w: WelcomeFrame): string {
-  return JSON.stringify({ type: 'welcome', nodeId: w.nodeId, connectionId: w.connectionId, userId: w.userId, heartbeatMs: w.heartbeatMs, seq: w.seq })
+  return JSON.stringify({ type: 'welcome', nodeId: w.nodeId, connectionId: w.connectionId, userId: w.userId, heartbeatMs: w.heartbeatMs, seq: w.seq, epoch: w.epoch, recovered: w.recovered, oldestSeq: w.oldestSeq })
 }
 
 /** Serializes a message frame around its already-serialized payload (no second pass over `data`). */

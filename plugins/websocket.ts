@@ -22,6 +22,7 @@ import { RedisMessageStore } from '../lib/redis/message-store.js'
 import type { Router } from '../lib/router/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/node/client-frames.js'
 import { publicApi, type Wsc } from '../lib/node/public-api.js'
+import type { Resume } from '../lib/node/replay.js'
 import { WscNode, type AuthResult } from '../lib/node/wsc-node.js'
 
 /**
@@ -71,8 +72,11 @@ const CLOSE_HANDSHAKE_GRACE_MS = 2000
 
 interface PendingUpgrade {
   auth: AuthResult
-  since: number | undefined
+  resume: Resume
 }
+
+/** An epoch as the stores make them (letters, digits, `-`, `_`), bounded. */
+const EPOCH = /^[A-Za-z0-9_-]{1,64}$/
 
 /** pino's `req` serializer with any `?token=` redacted: use it as the app logger's `serializers.req`. */
 export function serializeRequest (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
@@ -212,12 +216,15 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         request.log.warn({ statusCode: 503, limit: config.maxConnections }, 'upgrade refused: max_connections')
         return refuse(reply, 503, 'too many connections', RETRY_AFTER_SECONDS)
       }
-      const sinceText = (request.query as Record<string, unknown> | undefined)?.since
+      const query = request.query as Record<string, unknown> | undefined
+      const sinceText = query?.since
       let since: number | undefined
       if (sinceText !== undefined) {
         since = typeof sinceText === 'string' && /^\d{1,15}$/.test(sinceText) ? Number(sinceText) : NaN
         if (!Number.isSafeInteger(since)) return refuse(reply, 400, 'since must be a non-negative integer')
       }
+      const epoch = query?.epoch
+      if (epoch !== undefined && (typeof epoch !== 'string' || !EPOCH.test(epoch))) return refuse(reply, 400, 'epoch must be the epoch of a welcome frame')
       let auth: AuthResult | null | undefined | false
       try {
         auth = await authenticate(request)
@@ -236,7 +243,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
       if (!isValidName(auth.userId) || (auth.rooms !== undefined && !auth.rooms.every(isValidName))) {
         throw new TypeError('authenticate returned a userId or rooms that are not non-empty strings of at most 256 characters')
       }
-      pending.set(request, { auth, since })
+      pending.set(request, { auth, resume: { since, epoch } })
     },
     wsHandler: (socket, request) => {
       const upgrade = pending.get(request)
@@ -250,7 +257,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         socket.close(CloseCode.TRY_AGAIN_LATER, 'server full or draining')
         return
       }
-      attach(socket, node.open(socket, upgrade.auth, upgrade.since))
+      attach(socket, node.open(socket, upgrade.auth, upgrade.resume))
     }
   })
 }

@@ -75,6 +75,7 @@ export class ClientConnection {
   /** The seq of the live message whose gap the running replay fills. */
   #gapSeq: number | undefined
   #writableWaiters: Array<(open: boolean) => void> | undefined
+  #replayWaiters: Array<() => void> | undefined
   readonly #onWritten = (): void => {
     this.#pending--
     if (this.#writableWaiters !== undefined && this.#isBelowLowWater()) this.#wakeWriters(true)
@@ -91,6 +92,21 @@ export class ClientConnection {
 
   get isOpen (): boolean {
     return !this.#closed && this.#socket.readyState === OPEN
+  }
+
+  /** The highest user seq this connection was sent: where a catch-up from the store starts. */
+  get deliveredSeq (): number {
+    return this.#userSeq
+  }
+
+  /** The client was told the user's stream ends at `seq` (its welcome): user messages up to it come from the replay. */
+  deliveredUpTo (seq: number): void {
+    this.#userSeq = Math.max(this.#userSeq, seq)
+  }
+
+  /** Whether live frames are held for a replay that runs now. */
+  get replaying (): boolean {
+    return this.#held !== undefined
   }
 
   /**
@@ -182,6 +198,22 @@ export class ClientConnection {
       this.#route(routed, settledSeq)
       if (this.#closed) return
     }
+    if (this.#held === undefined) this.#wakeReplayWaiters()
+  }
+
+  /**
+   * Resolves when no replay runs (at once if none does, or when the connection closes). Check
+   * {@link replaying} again before starting one: a replay's end may open a seq gap and start another.
+   */
+  replayDone (): Promise<void> {
+    if (this.#held === undefined) return Promise.resolve()
+    return new Promise((resolve) => { (this.#replayWaiters ??= []).push(resolve) })
+  }
+
+  #wakeReplayWaiters (): void {
+    const waiters = this.#replayWaiters ?? []
+    this.#replayWaiters = undefined
+    for (const wake of waiters) wake()
   }
 
   /** Resolves true when the send buffer is at most half full, false when the connection closed first. */
@@ -222,6 +254,7 @@ export class ClientConnection {
     this.#closed = true
     this.#held = undefined
     if (this.#writableWaiters !== undefined) this.#wakeWriters(false)
+    this.#wakeReplayWaiters()
   }
 
   #isBelowLowWater (): boolean {

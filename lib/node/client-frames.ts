@@ -3,7 +3,7 @@
  * and carried out (ping, join, leave, publish, ack); every refusal is an `error` frame. A connection
  * that closed while a frame awaited something (an authorize hook, Redis) is left alone afterwards.
  */
-import { PayloadError, TargetError, UnavailableError } from '../errors.js'
+import { PayloadError, StoredNotDeliveredError, TargetError, UnavailableError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { MessageStore } from '../store/message-store.js'
 import {
@@ -164,7 +164,10 @@ export class ClientFrames {
         refuse(connection, ErrorCode.BAD_REQUEST, (err as Error).message, id)
         return false
       }
-      throw err
+      // Stored: the recipient gets it when its connections catch up; for the sender it was accepted.
+      if (!(err instanceof StoredNotDeliveredError)) throw err
+      this.#options.log.warn({ err, connectionId: connection.id }, 'publish stored, not pushed live yet')
+      result = { id: err.id, seq: err.seq }
     }
     this.#options.onMessage({ connectionId: connection.id, userId: connection.userId, to, data, id: result.id })
     return true

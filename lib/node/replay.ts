@@ -4,8 +4,34 @@
  */
 import type { Logger } from '../logger.js'
 import { CloseCode, encodeMessage } from '../protocol.js'
-import type { MessageStore } from '../store/message-store.js'
+import type { MessageStore, StreamHead } from '../store/message-store.js'
 import type { ClientConnection } from './client-connection.js'
+
+/** Where a client resumes from: the `since` and `epoch` of its upgrade. */
+export interface Resume {
+  since?: number | undefined
+  epoch?: string | undefined
+}
+
+/** What a connection's replay starts after, and whether that is where the client asked. */
+export interface ResumePlan {
+  /** Replay the messages after this seq; undefined: after the user's acknowledged seq. */
+  afterSeq: number | undefined
+  /** False when the store cannot continue right after the client's `since`: it replays all it holds. */
+  recovered: boolean
+}
+
+/**
+ * Decides the replay: after the client's `since`, unless its history is not the store's — another
+ * epoch, a `since` beyond the latest seq (the store lost messages the client saw) or before the oldest
+ * one held (messages in between are gone); then everything held, and `recovered: false` says so.
+ */
+export function planResume (head: StreamHead, resume: Resume): ResumePlan {
+  const { since, epoch } = resume
+  if (since === undefined) return { afterSeq: undefined, recovered: true }
+  const otherHistory = (epoch !== undefined && epoch !== head.epoch) || since > head.latestSeq || (head.oldestSeq > 0 && since < head.oldestSeq - 1)
+  return otherHistory ? { afterSeq: 0, recovered: false } : { afterSeq: since, recovered: true }
+}
 
 /** Messages read from the store per round trip. */
 const REPLAY_PAGE = 200
@@ -14,11 +40,12 @@ const REPLAY_PAGE = 200
  * Sends the user messages after `afterSeq` (default: after the user's acknowledged seq), page by page,
  * then releases live traffic held meanwhile (`endReplay`). For a seq gap in live traffic (a lower seq
  * from another node not here yet) only the seqs below `beforeSeq` are read; the live message itself
- * goes out from the held frame. A store that fails closes the connection with 1013: the client
- * reconnects with `since` and loses nothing.
+ * goes out from the held frame. A store that fails closes the connection with 1013 (the client
+ * reconnects with `since` and loses nothing), or, with `keepOpen` (a catch-up, which the next repair
+ * of routing runs again), releases the live traffic and rejects.
  */
-export async function replayMissed (connection: ClientConnection, store: MessageStore, log: Logger, afterSeq: number | undefined, beforeSeq = Infinity): Promise<void> {
-  let cursor = 0
+export async function replayMissed (connection: ClientConnection, store: MessageStore, log: Logger, afterSeq: number | undefined, beforeSeq = Infinity, keepOpen = false): Promise<void> {
+  let cursor = afterSeq ?? 0
   try {
     cursor = afterSeq ?? await store.ackedSeq(connection.userId)
     for (;;) {
@@ -36,6 +63,10 @@ export async function replayMissed (connection: ClientConnection, store: Message
       if (!await connection.whenWritable()) return
     }
   } catch (err) {
+    if (keepOpen) {
+      connection.endReplay(cursor)
+      throw err
+    }
     log.warn({ err, connectionId: connection.id, code: CloseCode.TRY_AGAIN_LATER }, 'replay failed')
     connection.close(CloseCode.TRY_AGAIN_LATER, 'replay failed: reconnect with since')
     return

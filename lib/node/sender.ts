@@ -4,7 +4,7 @@
  * the router, and tracked while in flight so that a shutdown lets them settle.
  */
 import { randomUUID } from 'node:crypto'
-import { ClosedError, PayloadError, TargetError } from '../errors.js'
+import { ClosedError, PayloadError, StoredNotDeliveredError, TargetError } from '../errors.js'
 import type { MessageStore } from '../store/message-store.js'
 import { CloseCode, describeBadTarget, encodeMessage, isValidName, serializeData, type Target } from '../protocol.js'
 import type { Router } from '../router/router.js'
@@ -19,7 +19,16 @@ export interface SendResult {
 export interface SendOptions {
   /** The sending user; null (the default) for server-sent messages. */
   from?: string | null
+  /**
+   * `sendToUser`: an id of the caller's (1–128 of `A-Z a-z 0-9 . _ : -`, e.g. an idempotency key). A
+   * retry with the same id while the user's stream still holds the message stores nothing new and
+   * resolves with the first one's seq. Default: a random UUID.
+   */
+  id?: string
 }
+
+/** What a message id of the caller's may be. */
+const MESSAGE_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 /** Whether sends are accepted: not before the node started, not once it is closing. */
 export type SendState = 'starting' | 'open' | 'closing'
@@ -52,8 +61,16 @@ export class Sender {
     return this.#track('user', (async () => {
       const to = { user: userId }
       const message = this.#prepare(to, data, options.from)
-      const stored = await this.#options.store.append(userId, { ...message, to })
-      await this.#options.router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq, publishedAt: Date.now() })
+      if (options.id !== undefined) {
+        if (typeof options.id !== 'string' || !MESSAGE_ID.test(options.id)) throw new TargetError('id must be 1 to 128 characters of A-Z a-z 0-9 . _ : -')
+        message.id = options.id
+      }
+      const stored = await this.#options.store.append(userId, { ...message, to }, { idempotent: options.id !== undefined })
+      try {
+        await this.#options.router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq, publishedAt: Date.now() })
+      } catch (err) {
+        throw new StoredNotDeliveredError(stored.id, stored.seq, err)
+      }
       return { id: stored.id, seq: stored.seq }
     })())
   }

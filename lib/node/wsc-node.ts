@@ -17,7 +17,7 @@ import { DRAIN_CLOSE_GRACE_MS, DrainPause, planDrain } from './drain.js'
 import { LocalHub } from './hub.js'
 import { IsolatedEvents } from './listeners.js'
 import { ObserverList } from './observer.js'
-import { replayMissed } from './replay.js'
+import { planResume, replayMissed, type Resume, type ResumePlan } from './replay.js'
 import { applyRoutedEvent } from './routed-events.js'
 import { Sender } from './sender.js'
 
@@ -68,6 +68,9 @@ export interface WscNodeOptions {
   authorizeJoin?: AuthorizeJoin | undefined
   authorizePublish?: AuthorizePublish | undefined
 }
+
+/** Connections caught up from the store at once after a routing gap. */
+const CATCH_UP_CONCURRENCY = 32
 
 export class WscNode {
   readonly hub = new LocalHub()
@@ -155,7 +158,12 @@ export class WscNode {
   async start (address: NodeAddress): Promise<void> {
     this.#nodeId = address.nodeId
     const context = { hub: this.hub, router: this.#router, observer: this.observers, log: this.#log }
-    await this.#router.start({ ...address, version: this.#options.version, connections: () => this.hub.size }, (event) => applyRoutedEvent(context, event))
+    await this.#router.start({
+      ...address,
+      version: this.#options.version,
+      connections: () => this.hub.size,
+      afterGap: () => { this.#catchUp().catch((err: unknown) => this.#log.error({ err }, 'catch-up after a routing gap failed')) }
+    }, (event) => applyRoutedEvent(context, event))
     this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeatInterval).unref()
     this.#started = true
   }
@@ -256,13 +264,13 @@ export class WscNode {
    * Registers a just-upgraded socket. Synchronous so the transport can attach its listeners at once;
    * frames routed to the connection are held until the set-up has sent `welcome` and the replay.
    */
-  open (socket: WireSocket, auth: AuthResult, since?: number): ClientConnection {
+  open (socket: WireSocket, auth: AuthResult, resume: Resume = {}): ClientConnection {
     const now = Date.now()
     const connection = new ClientConnection(makeConnectionId(this.nodeId, now, randomBytes(4).toString('hex')), auth.userId, socket, this.#settings, now)
     this.hub.add(connection)
     this.observers.connectionOpened()
     connection.beginReplay()
-    this.#setups.set(connection, this.#setup(connection, auth, since).finally(() => this.#setups.delete(connection)))
+    this.#setups.set(connection, this.#setup(connection, auth, resume).finally(() => this.#setups.delete(connection)))
     return connection
   }
 
@@ -281,20 +289,28 @@ export class WscNode {
     this.events.emit('disconnect', { connectionId: connection.id, userId: connection.userId, nodeId: this.nodeId, code })
   }
 
-  async #setup (connection: ClientConnection, auth: AuthResult, since?: number): Promise<void> {
+  async #setup (connection: ClientConnection, auth: AuthResult, resume: Resume): Promise<void> {
+    let plan: ResumePlan
     try {
       for (const room of auth.rooms ?? []) {
         if (this.hub.join(connection, room)) await this.#router.subscribeRoom(room)
       }
       await this.#router.addPresence(connection.userId, connection.id)
-      const latest = await this.#options.store.latestSeq(connection.userId)
+      const head = await this.#options.store.head(connection.userId)
+      plan = planResume(head, resume)
+      // Live messages numbered up to here are in the replay: the first one above it is no gap.
+      connection.deliveredUpTo(head.latestSeq)
       connection.write(Buffer.from(encodeWelcome({
         nodeId: this.nodeId,
         connectionId: connection.id,
         userId: connection.userId,
         heartbeatMs: this.#config.heartbeatInterval,
-        seq: latest
+        seq: head.latestSeq,
+        epoch: head.epoch,
+        recovered: plan.recovered,
+        oldestSeq: head.oldestSeq
       })))
+      if (!plan.recovered) this.#log.info({ connectionId: connection.id, userId: connection.userId, since: resume.since, epoch: resume.epoch, head }, 'resume: the client\'s history is not the store\'s; replaying all it holds')
       for (const room of auth.rooms ?? []) connection.write(Buffer.from(encodeJoined(room)))
       this.#log.debug({ connectionId: connection.id, userId: connection.userId }, 'connection opened')
       this.events.emit('connect', { connectionId: connection.id, userId: connection.userId, nodeId: this.nodeId })
@@ -304,7 +320,34 @@ export class WscNode {
       connection.close(CloseCode.INTERNAL, 'set-up failed')
       return
     }
-    await replayMissed(connection, this.#options.store, this.#log, since)
+    await replayMissed(connection, this.#options.store, this.#log, plan.afterSeq)
+  }
+
+  /**
+   * After a gap in routing (Redis restarted, a failover, a lost subscription), sends every local
+   * connection the user messages stored above what it was sent, a few connections at a time; live
+   * traffic is held meanwhile and released in seq order without duplicates.
+   */
+  async #catchUp (): Promise<void> {
+    const connections = [...this.hub]
+    let failed = 0
+    let cause: unknown
+    for (let i = 0; i < connections.length; i += CATCH_UP_CONCURRENCY) {
+      await Promise.all(connections.slice(i, i + CATCH_UP_CONCURRENCY).map(async (connection) => {
+        // One replay at a time per connection: a running one may have read the store before the gap closed.
+        while (connection.replaying) await connection.replayDone()
+        if (!connection.isOpen) return
+        connection.beginReplay()
+        try {
+          await replayMissed(connection, this.#options.store, this.#log, connection.deliveredSeq, Infinity, true)
+        } catch (err) {
+          failed++
+          cause = err
+        }
+      }))
+    }
+    // The store is not back yet: the repair of routing that follows runs the catch-up again.
+    if (failed > 0) this.#log.warn({ err: cause, connections: failed }, 'catch-up could not read the store; it runs again when routing is repaired')
   }
 
   /** Pings every connection; terminates those that missed two pings. */

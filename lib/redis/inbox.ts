@@ -3,7 +3,8 @@
  * every Redis command of durable delivery, for the Redis message store and the Redis window of MySQL.
  */
 import { asUnavailable } from '../errors.js'
-import type { StoredMessage, StoreStatus } from '../store/message-store.js'
+import { randomBytes } from 'node:crypto'
+import type { AppendOptions, StoredMessage, StoreStatus, StreamHead } from '../store/message-store.js'
 import type { Message } from '../protocol.js'
 import { RedisCommandPool, type RedisClient } from './command-pool.js'
 import { RedisKeys } from './keys.js'
@@ -64,10 +65,15 @@ export class RedisInbox {
     return this.pool.forUser(userId, (client) => runScript(client, name, [this.keys.seq(userId), this.keys.inbox(userId)], args))
   }
 
-  /** Numbers the message with the user's next seq and appends it to the stream, atomically. */
-  async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
+  /**
+   * Numbers the message with the user's next seq and appends it to the stream, atomically; an
+   * idempotent one whose id the user's stream holds comes back with the seq it was stored under.
+   */
+  async append (userId: string, message: Omit<Message, 'seq'>, options: AppendOptions = {}): Promise<StoredMessage> {
     try {
-      const seq = await this.#script(userId, 'wscInboxAppend', this.#size, message.id, message.from ?? '', message.ts, message.dataJson)
+      const keys = [this.keys.seq(userId), this.keys.inbox(userId), this.keys.ids(userId)]
+      const args = [this.#size, message.id, message.from ?? '', message.ts, message.dataJson, options.idempotent === true ? '1' : '']
+      const seq = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', keys, args))
       return { ...message, seq: Number(seq) }
     } catch (err) {
       throw unavailable(err)
@@ -115,13 +121,31 @@ export class RedisInbox {
     }
   }
 
-  /** The user's latest seq; a missing counter is started first (see {@link LATEST}). */
-  async startedLatest (userId: string): Promise<number> {
+  /** The user's stream: this dataset's epoch, the latest seq and the oldest one held. */
+  async head (userId: string): Promise<StreamHead> {
     try {
-      return Number(await this.#script(userId, 'wscInboxLatest'))
+      const [[latest, oldest], epoch] = await Promise.all([
+        this.#script(userId, 'wscInboxHead') as Promise<[string, string]>,
+        this.epoch()
+      ])
+      return { epoch, latestSeq: latest === '' ? 0 : Number(latest), oldestSeq: oldest === '' ? 0 : Number(oldest.slice(0, oldest.indexOf('-'))) }
     } catch (err) {
       throw unavailable(err)
     }
+  }
+
+  /**
+   * This Redis dataset's epoch, made by the first node that asks: a Redis restarted without its data
+   * has none, and the next node to ask makes a new one, so clients learn that history was lost.
+   */
+  async epoch (): Promise<string> {
+    const key = this.keys.epoch
+    return await this.pool.forNode(async (client) => {
+      const existing = await client.get(key)
+      if (existing !== null) return existing
+      await client.set(key, `r${randomBytes(6).toString('hex')}`, 'NX')
+      return await client.get(key) ?? ''
+    })
   }
 
   /** The seq key of each user (undefined when missing). */

@@ -43,6 +43,16 @@ export class RedisKeys {
     return `${this.prefix}inbox:{${userId}}`
   }
 
+  /** ZSET message id → seq of the user's messages sent with an id of the caller's: a retry finds the first. */
+  ids (userId: string): string {
+    return `${this.prefix}ids:{${userId}}`
+  }
+
+  /** STRING: names this Redis dataset's history (`epoch` of welcome frames); a Redis that lost its data makes a new one. */
+  get epoch (): string {
+    return `${this.prefix}epoch`
+  }
+
   /** STRING: the highest seq the user acknowledged. */
   acked (userId: string): string {
     return `${this.prefix}acked:{${userId}}`

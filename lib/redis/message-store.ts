@@ -1,5 +1,5 @@
 /** The message store on Redis alone: the user's inbox numbers and keeps messages (durability `redis`). */
-import type { MessageStore, StoredMessage, StoreStatus } from '../store/message-store.js'
+import type { AppendOptions, MessageStore, StoredMessage, StoreStatus, StreamHead } from '../store/message-store.js'
 import type { Message } from '../protocol.js'
 import { RedisInbox, type RedisCommands } from './inbox.js'
 
@@ -24,16 +24,16 @@ export class RedisMessageStore implements MessageStore {
     this.#inbox = new RedisInbox(redis, options.prefix ?? 'wsc:', options.inboxSize ?? 1000)
   }
 
-  async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
-    return this.#inbox.append(userId, message)
+  async append (userId: string, message: Omit<Message, 'seq'>, options?: AppendOptions): Promise<StoredMessage> {
+    return this.#inbox.append(userId, message, options)
   }
 
   async since (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     return this.#inbox.range(userId, afterSeq, limit)
   }
 
-  async latestSeq (userId: string): Promise<number> {
-    return this.#inbox.startedLatest(userId)
+  async head (userId: string): Promise<StreamHead> {
+    return this.#inbox.head(userId)
   }
 
   async ackedSeq (userId: string): Promise<number> {

@@ -3,6 +3,8 @@
  * three) and its score in `node-index`, discovery of the live nodes, and the reaper that removes the
  * presence of nodes that stopped without deregistering.
  */
+import { randomBytes } from 'node:crypto'
+import { NodeIdInUseError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { LocalNode, NodeInfo } from '../router/router.js'
 import type { RedisClient, RedisCommandPool } from './command-pool.js'
@@ -36,6 +38,9 @@ export class RedisNodeRegistry {
   #registered = false
   #closed = false
   #knownNodes: string[] = []
+  /** This process, as its registry entry names it. */
+  readonly #instance = randomBytes(8).toString('hex')
+  #collisionLogged = false
   #discoveryTimer: NodeJS.Timeout | undefined
   #reaperTimer: NodeJS.Timeout | undefined
   #refreshTimer: NodeJS.Timeout | undefined
@@ -52,12 +57,43 @@ export class RedisNodeRegistry {
     return this.#knownNodes.length
   }
 
-  /** Drops what an earlier process under this id left (a StatefulSet pod that crashed), then registers. */
+  /**
+   * Registers this node. An entry under the same id from another process that still heartbeats is a
+   * collision: start-up stops, naming it. One that stopped heartbeating is what a crashed process left
+   * (a StatefulSet pod restarted under its name): its presence is purged and the id taken over.
+   */
   async register (node: LocalNode): Promise<void> {
     this.#node = node
     this.#startedAt = Date.now()
+    await this.#refuseLiveDuplicate(node.nodeId)
     await this.#options.presence.purgeNode(node.nodeId)
     await this.write()
+  }
+
+  /** Watches an entry of another process under our id for up to 1.5 heartbeats; if it is rewritten, that process lives. */
+  async #refuseLiveDuplicate (nodeId: string): Promise<void> {
+    const first = await this.#entry(nodeId)
+    if (first === undefined || first.instance === this.#instance) return
+    const deadline = Date.now() + 1.5 * this.#options.heartbeatInterval + 100
+    const step = Math.max(20, Math.round(this.#options.heartbeatInterval / 5))
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, step).unref())
+      const now = await this.#entry(nodeId)
+      if (now === undefined) return
+      if (now.heartbeatAt !== first.heartbeatAt) {
+        throw new NodeIdInUseError(`node id ${nodeId} is in use by another live process (${now.ip}:${now.port ?? '?'}, started ${new Date(now.startedAt).toISOString()}): give each process its own id (POD_NAME or NODE_ID; server.node_id)`)
+      }
+    }
+  }
+
+  async #entry (nodeId: string): Promise<NodeInfo | undefined> {
+    const text = await this.#commands.forNode((client) => client.get(this.#keys.node(nodeId)))
+    if (text === null) return undefined
+    try {
+      return JSON.parse(text) as NodeInfo
+    } catch {
+      return undefined
+    }
   }
 
   /** Starts discovery and the reaper. */
@@ -79,7 +115,8 @@ export class RedisNodeRegistry {
       startedAt: this.#startedAt,
       heartbeatAt: now,
       connections: node.connections(),
-      version: node.version
+      version: node.version,
+      instance: this.#instance
     }
     const previous = await this.#commands.forNode(async (client) => {
       const entry = await client.set(this.#keys.node(node.nodeId), JSON.stringify(info), 'PX', this.#ttl, 'GET')
@@ -90,6 +127,9 @@ export class RedisNodeRegistry {
       // The entry expired (a pause longer than its TTL, or Redis lost it): peers may have reaped our presence.
       this.#options.log.warn({ nodeId: node.nodeId }, 'redis router: registry entry had expired; republishing presence')
       await this.#options.presence.sync()
+    } else if (previous !== null && this.#registered && !previous.includes(`"instance":"${this.#instance}"`) && !this.#collisionLogged) {
+      this.#collisionLogged = true
+      this.#options.log.error({ nodeId: node.nodeId }, 'redis router: another process writes this node id too: give each process its own id (POD_NAME or NODE_ID)')
     }
     this.#registered = true
   }

@@ -27,6 +27,8 @@ export interface RedisPresenceOptions {
   onChange: () => void
   /** A write did not reach Redis: presence must be republished when Redis returns. */
   onWriteFailed: () => void
+  /** Presence was republished after a loss: sends meanwhile may have missed this node. */
+  afterSync: () => void
 }
 
 /** Presence of one node's connections, and the reading of everyone's. */
@@ -109,8 +111,13 @@ export class RedisPresence {
     return new Set(Object.values(entries))
   }
 
-  /** Makes Redis presence match this node's connections: adds missing entries, drops stale ones. */
+  /** Makes Redis presence match this node's connections (adds missing entries, drops stale ones), then `afterSync`. */
   async sync (): Promise<void> {
+    await this.#sync()
+    if (!this.#closed) this.#options.afterSync()
+  }
+
+  async #sync (): Promise<void> {
     const self = this.#self()
     const users = new Set(this.#local.keys())
     for await (const members of this.#scanSet(this.#keys.nodeUsers(self))) {

@@ -30,6 +30,8 @@ export interface RedisPubSubOptions {
   publish: (channel: string, message: string) => Promise<unknown>
   /** Whether that command connection is up (a probe is sent only when both are). */
   publisherUp: () => boolean
+  /** Subscriptions were lost and are back: what was published meanwhile did not arrive. */
+  afterResubscribe: () => void
   /** Probe period in ms; a probe not back within max(period, 1 s) counts as lost. */
   probeInterval: number
   connectTimeout: number
@@ -124,7 +126,7 @@ export class RedisPubSub {
   retryLost (): void {
     if (!this.#lost || this.#subscriber.status !== 'ready') return
     this.#lost = false
-    this.subscribe([...this.#channels]).catch(() => {})
+    this.#resubscribe()
   }
 
   /** What is wrong with the Pub/Sub path, if anything. */
@@ -154,6 +156,12 @@ export class RedisPubSub {
     await this.unsubscribe(channels)
   }
 
+  /** Subscribes every wanted channel again; unless that failed too, what was missed is caught up. */
+  async #resubscribe (): Promise<void> {
+    await this.subscribe([...this.#channels])
+    if (!this.#lost && this.#onEvent !== undefined) this.#options.afterResubscribe()
+  }
+
   #listen (event: string, listener: Listener): void {
     this.#subscriber.on(event, listener)
     this.#listeners.push([event, listener])
@@ -163,7 +171,7 @@ export class RedisPubSub {
     if (this.#onEvent === undefined || !this.#lost) return
     this.#lost = false
     this.#options.log.info({ channels: this.#channels.size }, 'redis router: Pub/Sub is back; re-subscribing')
-    this.subscribe([...this.#channels]).then(() => this.#sendProbe(), () => {})
+    this.#resubscribe().then(() => this.#sendProbe(), () => {})
   }
 
   #onMessage (message: string): void {
@@ -195,7 +203,7 @@ export class RedisPubSub {
       // Both connections are up yet our own channel is silent: a subscription was lost (failover, slot move).
       this.#probeFailure = `Pub/Sub loopback probe not back after ${now - this.#probe.sentAt} ms`
       this.#options.log.warn({ channels: this.#channels.size }, 'redis router: loopback probe lost; re-subscribing every channel')
-      this.subscribe([...this.#channels]).catch(() => {})
+      this.#resubscribe().catch(() => {})
     }
     const n = ++this.#probeSeq
     this.#probe = { n, sentAt: now }

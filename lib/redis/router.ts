@@ -4,7 +4,7 @@
  * registry and presence when Redis returns after an outage.
  */
 import type { Cluster, Redis } from 'ioredis'
-import { asUnavailable, UnavailableError } from '../errors.js'
+import { asUnavailable, NodeIdInUseError, UnavailableError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { encodeRoutedEvent } from '../router/routed-event-codec.js'
 import {
@@ -64,6 +64,7 @@ export class RedisRouter implements Router {
   readonly #pubsub: RedisPubSub
   readonly #presence: RedisPresence
   readonly #registry: RedisNodeRegistry
+  #node: LocalNode | undefined
   #nodeId = ''
   #onEvent: ((event: RoutedEvent) => void) | undefined
   #started = false
@@ -86,6 +87,7 @@ export class RedisRouter implements Router {
       keys: this.keys,
       publish: (channel, message) => this.#commands.forNode((client) => publish(this.mode, client, channel, message)),
       publisherUp: () => this.#commands.nodeClient.status === 'ready',
+      afterResubscribe: () => this.#afterGap(),
       probeInterval: options.probeInterval ?? Math.min(options.heartbeatInterval, 5000),
       connectTimeout: this.#connectTimeout,
       log: this.#log
@@ -95,7 +97,8 @@ export class RedisRouter implements Router {
       keys: this.keys,
       log: this.#log,
       onChange: () => this.#registry.refreshSoon(),
-      onWriteFailed: () => { this.#commandLost = true }
+      onWriteFailed: () => { this.#commandLost = true },
+      afterSync: () => this.#afterGap()
     })
     this.#registry = new RedisNodeRegistry({
       commands: this.#commands,
@@ -108,6 +111,7 @@ export class RedisRouter implements Router {
   }
 
   async start (node: LocalNode, onEvent: (event: RoutedEvent) => void): Promise<void> {
+    this.#node = node
     this.#nodeId = node.nodeId
     this.#onEvent = onEvent
     for (const client of this.#commands.clients) {
@@ -121,7 +125,7 @@ export class RedisRouter implements Router {
     try {
       await this.#registry.register(node)
     } catch (err) {
-      throw unavailable(err)
+      throw err instanceof NodeIdInUseError ? err : unavailable(err)
     }
     this.#commandLost = false
     this.#started = true
@@ -242,6 +246,12 @@ export class RedisRouter implements Router {
   }
 
   // ---- internals ----
+
+  #afterGap (): void {
+    if (!this.#started) return
+    this.#log.info({ nodeId: this.#nodeId }, 'redis router: routing restored; catching local connections up from the store')
+    this.#node?.afterGap()
+  }
 
   #listen (client: RedisClient, event: string, listener: Listener): void {
     client.on(event, listener)

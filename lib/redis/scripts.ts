@@ -72,12 +72,26 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 `
 
-/** KEYS seq, inbox; ARGV maxlen, id, from ('' = null), ts, data → the new seq, numbered and appended atomically. */
-const INBOX_APPEND = START_COUNTER + `
+/**
+ * KEYS seq, inbox, ids; ARGV maxlen, id, from ('' = null), ts, data, idempotent ('1' or '') → the new
+ * seq, numbered and appended atomically. An idempotent message whose id the user's ids hold is not
+ * appended again: its seq comes back. The ids keep only the seqs the stream still holds.
+ */
+const INBOX_APPEND = `
+if ARGV[6] == '1' then
+  local known = redis.call('ZSCORE', KEYS[3], ARGV[2])
+  if known then return string.format('%.0f', tonumber(known)) end
+end
+` + START_COUNTER + `
 local seq = string.format('%.0f', redis.call('INCR', KEYS[1]))
 local fields = { 'i', ARGV[2], 'ts', ARGV[4], 'd', ARGV[5] }
 if ARGV[3] ~= '' then fields[#fields + 1] = 'f'; fields[#fields + 1] = ARGV[3] end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', unpack(fields))
+if ARGV[6] == '1' then
+  redis.call('ZADD', KEYS[3], seq, ARGV[2])
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  if #oldest > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.match(oldest[1][1], '^(%d+)')) end
+end
 return seq
 `
 
@@ -111,13 +125,10 @@ redis.call('SET', KEYS[1], last)
 return n
 `
 
-/**
- * KEYS seq, inbox → the latest seq, starting a missing counter as {@link INBOX_APPEND} would. A
- * connection's welcome then names the seq the user's next message follows, so the first live message
- * is not mistaken for one after a gap (a new counter starts far above 0).
- */
-const INBOX_LATEST = START_COUNTER + `
-return redis.call('GET', KEYS[1])
+/** KEYS seq, inbox → { latest seq or '', id of the oldest entry held or '' }; creates nothing. */
+const INBOX_HEAD = `
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+return { redis.call('GET', KEYS[1]) or '', #oldest > 0 and oldest[1][1] or '' }
 `
 
 /** KEYS seq, inbox; ARGV first id, count → { latest seq or '', entries from the first id on }. */
@@ -141,9 +152,9 @@ const SCRIPTS = {
   wscClaimDeadNode: { numberOfKeys: 1, lua: CLAIM_DEAD_NODE },
   wscReleaseDeadNode: { numberOfKeys: 1, lua: RELEASE_DEAD_NODE },
   wscRouteToUser: { numberOfKeys: 1, lua: ROUTE_TO_USER },
-  wscInboxAppend: { numberOfKeys: 2, lua: INBOX_APPEND },
+  wscInboxAppend: { numberOfKeys: 3, lua: INBOX_APPEND },
   wscInboxCache: { numberOfKeys: 2, lua: INBOX_CACHE },
-  wscInboxLatest: { numberOfKeys: 2, lua: INBOX_LATEST },
+  wscInboxHead: { numberOfKeys: 2, lua: INBOX_HEAD },
   wscInboxWindow: { numberOfKeys: 2, lua: INBOX_WINDOW },
   wscInboxAck: { numberOfKeys: 2, lua: INBOX_ACK }
 } as const

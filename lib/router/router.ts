@@ -19,6 +19,8 @@ export interface NodeInfo {
   heartbeatAt: number
   connections: number
   version: string
+  /** Random per process: two processes under one id tell each other apart (absent from older versions). */
+  instance?: string
 }
 
 /**
@@ -48,6 +50,11 @@ export interface LocalNode {
   version: string
   /** Current local connection count, read at every registry heartbeat. */
   connections: () => number
+  /**
+   * Routing was interrupted and works again (Pub/Sub re-subscribed, presence republished): events sent
+   * meanwhile may not have reached this node, so its connections catch up from the store.
+   */
+  afterGap: () => void
 }
 
 /** Health of the cross-node path, for readiness and metrics. */

@@ -3,7 +3,7 @@
  * Redis stream keeps the recent ones so most replays never reach MySQL.
  */
 import type { Pool } from 'mysql2/promise'
-import type { MessageStore, StoredMessage, StoreStatus } from './message-store.js'
+import type { AppendOptions, MessageStore, StoredMessage, StoreStatus, StreamHead } from './message-store.js'
 import { MySqlMessageStore, type MySqlMessageStoreOptions } from './mysql/mysql-message-store.js'
 import type { MigrationResult } from './mysql/schema.js'
 import type { Message } from '../protocol.js'
@@ -50,8 +50,8 @@ export class RedisMySqlMessageStore implements MessageStore {
     return this.mysql.start()
   }
 
-  async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
-    return this.mysql.append(userId, message)
+  async append (userId: string, message: Omit<Message, 'seq'>, options?: AppendOptions): Promise<StoredMessage> {
+    return this.mysql.append(userId, message, options)
   }
 
   async since (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
@@ -71,12 +71,9 @@ export class RedisMySqlMessageStore implements MessageStore {
     return older.length >= limit ? older : older.concat(window.messages.slice(0, limit - older.length))
   }
 
-  async latestSeq (userId: string): Promise<number> {
-    try {
-      const latest = (await this.#window.latest([userId])).get(userId)
-      if (latest !== undefined) return latest
-    } catch {}
-    return this.mysql.latestSeq(userId)
+  /** MySQL's: it numbers every message and holds every one retained (the window may hold fewer). */
+  async head (userId: string): Promise<StreamHead> {
+    return this.mysql.head(userId)
   }
 
   async ackedSeq (userId: string): Promise<number> {

@@ -1,15 +1,10 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { WebSocketServer } from 'ws'
 import type { Browser } from 'playwright-core'
 import type { FastifyInstance } from 'fastify'
 import { buildExampleApp } from '../../example/app.js'
-import { demoPage } from '../../example/page.js'
-import { sendFrame, userMessage, welcome } from '../client/peers.js'
-import { artifact, launchChromium, ROOT, openWatched, unexpectedConsoleErrors, type WatchedPage } from './chromium.js'
+import { artifact, launchChromium, openWatched, unexpectedConsoleErrors, type WatchedPage } from './chromium.js'
 import { countItems, lowContrast, overflow, tabOrder, unlabelled, waitItem, waitOpen } from './page-checks.js'
 
 // The demo page of the example app (embedded mode) in Chromium, as two people would use it.
@@ -143,49 +138,33 @@ test('accessible: every control is labelled, Tab follows the layout, text contra
   assert.deepEqual(await lowContrast(erin.page), [])
 })
 
-test('when the server lost the user\'s history (a new epoch) the page says so and shows what the server holds', async (t) => {
-  // The page and client as published, in front of a scripted server: ours does not send epochs yet.
-  const bundle = readFileSync(`${ROOT}dist/client/wsc-client.js`)
-  const server = createServer((request, response) => {
-    if (request.url === '/client.js') response.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle)
-    else if (request.url === '/api/nodes') response.writeHead(200, { 'content-type': 'application/json' }).end('{"nodes":[]}')
-    else response.writeHead(200, { 'content-type': 'text/html' }).end(demoPage)
-  })
-  const wss = new WebSocketServer({ server, path: '/ws', handleProtocols: () => 'wsc.v1' })
-  const upgrades: string[] = []
-  wss.on('connection', (socket, request) => {
-    const n = upgrades.push(request.url ?? '') - 1
-    if (n === 0) {
-      sendFrame(socket, welcome({ userId: 'frank', seq: 2, epoch: 'e1' }))
-      sendFrame(socket, { ...userMessage(1, { text: 'one' }), to: { user: 'frank' } })
-      sendFrame(socket, { ...userMessage(2, { text: 'two' }), to: { user: 'frank' } })
-    } else {
-      sendFrame(socket, welcome({ userId: 'frank', seq: 1, epoch: 'e2', recovered: false, oldestSeq: 1 }))
-      sendFrame(socket, { ...userMessage(1, { text: 'after the loss' }), id: 'e2-1', to: { user: 'frank' } })
-    }
-    socket.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as { id?: string, type: string }
-      if (frame.id !== undefined) sendFrame(socket, { type: 'ack', id: frame.id })
-      // Once the page announced itself in its room, the first connection is drained.
-      if (n === 0 && frame.type === 'publish') {
-        sendFrame(socket, { type: 'reconnect', afterMs: 0 })
-        socket.close(1012)
-      }
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(async () => {
-    for (const client of wss.clients) client.terminate()
-    wss.close()
-    await new Promise((resolve) => server.close(resolve))
-  })
+test('an embedded-mode restart loses no message: the page notices the new epoch and shows what was sent meanwhile', async (t) => {
+  // Its own example app (embedded default: in memory), restarted on the same port while the page stays open.
+  const first = await buildExampleApp({ fastify: { logger: false }, wsc: { server: { nodeId: 'wsc-restart' } } })
+  await first.listen({ port: 0, host: '127.0.0.1' })
+  const port = (first.server.address() as AddressInfo).port
+  const apps: FastifyInstance[] = [first]
+  t.after(async () => { for (const app of apps) await app.close() })
   const context = await browser.newContext()
-  const frank = await openWatched(context, `http://127.0.0.1:${(server.address() as AddressInfo).port}/?user=frank`)
+  const frank = await openWatched(context, `http://127.0.0.1:${port}/?user=frank`)
   watched.push(frank)
-  await frank.page.locator('#notice', { hasText: 'lost part of your message history (epoch)' }).waitFor({ timeout: 10_000 })
-  await waitItem(frank.page, 'notes', 'after the loss')
-  for (const text of ['one', 'two', 'after the loss']) assert.equal(await countItems(frank.page, 'notes', text), 1, text)
-  assert.equal(upgrades[1], '/ws?since=2&epoch=e1')
+  await waitOpen(frank.page)
+  for (const text of ['before-1', 'before-2', 'before-3']) await first.wsc.sendToUser('frank', { text })
+  await waitItem(frank.page, 'notes', 'before-3')
+
+  await first.close()
+  const second = await buildExampleApp({ fastify: { logger: false }, wsc: { server: { nodeId: 'wsc-restart' } } })
+  apps.push(second)
+  await second.listen({ port, host: '127.0.0.1' })
+  // Seqs 1 and 2 again, in the new process's epoch, while the page still holds seq 3 of the old one.
+  await second.wsc.sendToUser('frank', { text: 'missed-1' })
+  await second.wsc.sendToUser('frank', { text: 'missed-2' })
+  await frank.page.locator('#notice', { hasText: 'lost part of your message history (epoch)' }).waitFor({ timeout: 15_000 })
+  await waitItem(frank.page, 'notes', 'missed-2')
+  await second.wsc.sendToUser('frank', { text: 'live-1' })
+  await waitItem(frank.page, 'notes', 'live-1')
+  for (const text of ['before-1', 'before-2', 'before-3', 'missed-1', 'missed-2', 'live-1']) assert.equal(await countItems(frank.page, 'notes', text), 1, text)
+  await frank.page.screenshot({ path: artifact('restart-epoch.png') })
 })
 
 test('no console errors on any page', () => {

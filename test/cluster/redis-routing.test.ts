@@ -38,7 +38,7 @@ test('standalone Redis: an operator sees the registry, the index and the channel
   await member.next('joined')
   const redis = redisClient(t)
   const entry = JSON.parse(await redis.get(`${prefix}nodes:${a.nodeId}`) ?? 'null') as Record<string, unknown>
-  assert.deepEqual(Object.keys(entry).sort(), ['connections', 'heartbeatAt', 'id', 'ip', 'port', 'startedAt', 'version'])
+  assert.deepEqual(Object.keys(entry).sort(), ['connections', 'heartbeatAt', 'id', 'instance', 'ip', 'port', 'startedAt', 'version'])
   assert.equal(entry.id, a.nodeId)
   const ttl = await redis.pttl(`${prefix}nodes:${a.nodeId}`)
   assert.ok(ttl > 0 && ttl <= 1500, `TTL is 3 heartbeats (1500 ms), got ${ttl}`)
@@ -86,4 +86,19 @@ test('standalone Redis: a join whose authorizeJoin outlives the connection leave
   assert.equal(node.app.wsc.health().rooms, 0)
   const [, subscribers] = await redisClient(t).pubsub('NUMSUB', `${prefix}room:late`) as [string, number]
   assert.equal(Number(subscribers), 0, 'no node subscribes to a room without members')
+})
+
+test('standalone Redis: a second process under a live node id refuses to start and leaves the first one alone', async (t) => {
+  const prefix = uniquePrefix()
+  const [first] = await startNodes(t, 1, { prefix, heartbeatMs: 300 })
+  assert.ok(first)
+  const client = await connect(t, first, 'ada')
+  await assert.rejects(startNodes(t, 1, { prefix, heartbeatMs: 300 }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'WSC_ERR_NODE_ID_IN_USE')
+    assert.match(err.message, new RegExp(`node id ${first.nodeId} is in use by another live process .*POD_NAME or NODE_ID`))
+    return true
+  })
+  assert.deepEqual((await first.app.wsc.presence('ada')).map((entry) => entry.connectionId), [client.connectionId], 'the first node\'s presence is intact')
+  await first.app.wsc.sendToUser('ada', 'still here')
+  assert.equal((await client.next('message')).data, 'still here')
 })

@@ -5,6 +5,7 @@ import { recordedVersions, SCHEMA_VERSION } from '../../lib/store/mysql/schema.j
 import mysqlStore from '../../plugins/mysql-store.js'
 import { count, MySqlProxy, testDatabase } from '../backends.js'
 import { build, TestClient } from '../helper.js'
+import { deletePrefix, SHARED_REDIS, uniquePrefix } from '../redis-harness.js'
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
@@ -45,11 +46,11 @@ test('restarting the app re-runs migrations without error; the schema version is
   const first = await build(t, { mysql: { url: db.url } })
   for (let i = 1; i <= 3; i++) await first.app.wsc.sendToUser('ann', { n: i })
   await first.app.close()
-  assert.deepEqual(await recordedVersions(db.pool), [SCHEMA_VERSION])
+  assert.deepEqual(await recordedVersions(db.pool), Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1))
   // Again, this time configured with mysql.host/user/database instead of a URL.
   const second = await build(t, { mysql: { host: '127.0.0.1', user: 'root', password: '', database: db.name } })
   assert.equal((await second.app.wsc.sendToUser('ann', { n: 4 })).seq, 4)
-  assert.deepEqual(await recordedVersions(db.pool), [SCHEMA_VERSION])
+  assert.deepEqual(await recordedVersions(db.pool), Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1))
   const client = new TestClient(second.url('token=ann&since=2'))
   assert.deepEqual((await client.take('message', 2)).map((frame) => frame.seq), [3, 4])
   await client.close()
@@ -117,3 +118,25 @@ test('closing the app commits the sends already accepted before the pool ends', 
   assert.equal(await count(db.pool, 'SELECT COUNT(*) AS n FROM wsc_messages'), 300)
   await assert.rejects(app.wsc.sendToUser('ann', 'late'), { code: 'WSC_ERR_CLOSED' })
 })
+
+for (const store of ['mysql', 'redis', 'redis + mysql'] as const) {
+  test(`${store}: a send retried with its id stores one message, and the retry resolves with its seq`, async (t) => {
+    const prefix = uniquePrefix()
+    t.after(() => deletePrefix(SHARED_REDIS, prefix))
+    const db = store === 'redis' ? undefined : await testDatabase(t)
+    const { app, url } = await build(t, {
+      ...(db === undefined ? {} : { mysql: { url: db.url } }),
+      ...(store === 'mysql' ? {} : { redis: { addr: SHARED_REDIS, prefix } })
+    })
+    const first = await app.wsc.sendToUser('ida', { order: 1 }, { id: 'order-1' })
+    const retries = await Promise.all([1, 2, 3].map(async () => app.wsc.sendToUser('ida', { order: 1 }, { id: 'order-1' })))
+    for (const retry of retries) assert.deepEqual(retry, first)
+    const next = await app.wsc.sendToUser('ida', { order: 2 }, { id: 'order-2' })
+    assert.equal(next.seq, (first.seq as number) + 1, 'a retry consumes no seq')
+    assert.equal((await app.wsc.sendToUser('jon', { order: 1 }, { id: 'order-1' })).id, 'order-1', 'another user may use the id')
+    if (db !== undefined) assert.equal(await count(db.pool, "SELECT COUNT(*) AS n FROM wsc_messages WHERE user_id = 'ida'"), 2)
+    const ida = new TestClient(url('token=ida&since=0'))
+    assert.deepEqual((await ida.take('message', 2)).map((m) => m.id), ['order-1', 'order-2'])
+    await ida.close()
+  })
+}

@@ -14,7 +14,7 @@ import fastifyMetrics from 'fastify-metrics'
 import WebSocket from 'ws'
 import wsc, { bearer } from '../../plugins/index.js'
 import { count, testDatabase } from '../backends.js'
-import { TestClient, within } from '../helper.js'
+import { TestClient, waitFor, within } from '../helper.js'
 import { deletePrefix, SHARED_REDIS, uniquePrefix } from '../redis-harness.js'
 
 declare module 'fastify' {
@@ -63,7 +63,8 @@ test('an existing API keeps its routes, its ws route, its metrics and its /healt
   const appMetrics = await fetch(`${base}/metrics`)
   assert.equal(appMetrics.status, 200)
   assert.match(await appMetrics.text(), /^http_request_duration_seconds_count\{.*route="\/health"/m, 'the app\'s fastify-metrics keeps measuring its routes')
-  assert.equal((await fetch(`${base}/ready`)).status, 200, 'readiness through the app\'s under-pressure')
+  // Ready once the Pub/Sub loop through the app's Redis client is verified; readiness through the app's under-pressure.
+  await waitFor(async () => (await fetch(`${base}/ready`)).status === 200, 10_000, '/ready to answer 200')
 
   // The app's ws route on the shared @fastify/websocket.
   const echo = new WebSocket(`${wsBase}/echo`)

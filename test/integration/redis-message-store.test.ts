@@ -14,17 +14,17 @@ const texts = (messages: Array<{ dataJson: string }>): string[] => messages.map(
 test('appends get strictly increasing seqs and replay in order from the stream', async (t) => {
   const { client, prefix } = await testRedis(t)
   const store = new RedisMessageStore(client, { prefix, inboxSize: 100 })
-  // A new user's counter starts far above 0 (never reused after a flush); the first seq follows it.
-  const start = await store.latestSeq('ann')
-  assert.ok(start > 0 && String(start).length <= 15)
-  assert.equal(await store.latestSeq('ann'), start, 'asking again does not move it')
+  // Asking about a user with no stream creates nothing; the first message starts a counter far above 0.
+  assert.deepEqual(await store.head('ann'), { epoch: await store.head('zed').then((head) => head.epoch), latestSeq: 0, oldestSeq: 0 })
+  assert.equal(await client.exists(`${prefix}seq:{ann}`, `${prefix}inbox:{ann}`), 0)
   const sent = await Promise.all(Array.from({ length: 30 }, (_, i) => store.append('ann', message(`m${i}`, i === 0 ? null : 'bob'))))
   const seqs = sent.map((m) => m.seq)
-  assert.equal(seqs[0], start + 1)
+  assert.ok((seqs[0] as number) > 1)
   for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], (seqs[i - 1] as number) + 1)
   assert.ok(Number.isSafeInteger(seqs.at(-1)))
   assert.ok(String(seqs.at(-1)).length <= 15, 'a seq fits the since= query parameter (15 digits)')
-  assert.equal(await store.latestSeq('ann'), seqs.at(-1))
+  assert.equal((await store.head('ann')).latestSeq, seqs.at(-1))
+  assert.equal((await store.head('ann')).oldestSeq, seqs[0])
   const first = seqs[0] as number
   const replay = await store.since('ann', first + 9, 5)
   assert.deepEqual(replay.map((m) => m.seq), seqs.slice(10, 15))
@@ -65,8 +65,11 @@ test('Redis flushed mid-test: later seqs are larger than every earlier one, and 
   const before = []
   for (let i = 0; i < 20; i++) before.push(await store.append('ann', message(`before${i}`)))
   const lastBefore = before.at(-1)?.seq as number
+  const epochBefore = (await store.head('ann')).epoch
   await client.flushall()
-  assert.ok(await store.latestSeq('ann') > lastBefore, 'the flush lost the counter; it starts again above every earlier seq')
+  const head = await store.head('ann')
+  assert.equal(head.latestSeq, 0, 'the flush lost the counter')
+  assert.notEqual(head.epoch, epochBefore, 'a Redis that lost its data names a new epoch')
   const after = []
   for (let i = 0; i < 20; i++) after.push(await store.append('ann', message(`after${i}`)))
   assert.ok((after[0]?.seq as number) > lastBefore, `${after[0]?.seq} > ${lastBefore}`)

@@ -48,7 +48,7 @@ test('replay beyond the Redis window continues from MySQL with no gap or duplica
   const before = reads()
   assert.deepEqual((await store.since('ann', 230, 200)).map((m) => m.seq), range(231, 250))
   assert.deepEqual(await store.since('ann', 250, 200), [])
-  assert.equal(await store.latestSeq('ann'), 250)
+  assert.equal((await store.head('ann')).latestSeq, 250)
   assert.equal(reads() - before, 0, 'a replay inside the window reads Redis only')
 
   const all = await replayAll(store, 'ann', 0, 50)
@@ -70,7 +70,7 @@ test('Redis flushed mid-test: later sends get larger seqs, and resume still work
   const after = []
   for (let i = 1; i <= 30; i++) after.push(await store.append('ann', message(`after${i}`)))
   assert.deepEqual(after.map((m) => m.seq), range(31, 60))
-  assert.equal(await store.latestSeq('ann'), 60)
+  assert.equal((await store.head('ann')).latestSeq, 60)
   assert.equal(await store.ackedSeq('ann'), 25, 'the acked seq survives in MySQL')
   assert.deepEqual((await replayAll(store, 'ann', 10, 7)).map((m) => m.seq), range(11, 60))
   assert.deepEqual((await store.since('ann', 28, 4)).map((m) => JSON.parse(m.dataJson).text), ['before29', 'before30', 'after1', 'after2'])
@@ -112,7 +112,7 @@ test('Redis unreachable: appends reject before MySQL commits anything; replays a
   await assert.rejects(store.append('ann', message('lost')), { code: 'WSC_ERR_UNAVAILABLE' })
   assert.equal(await count(db.pool, 'SELECT COUNT(*) AS n FROM wsc_messages'), 3)
   assert.deepEqual((await store.since('ann', 1, 10)).map((m) => m.seq), [2, 3])
-  assert.equal(await store.latestSeq('ann'), 3)
+  assert.equal((await store.head('ann')).latestSeq, 3)
   await store.ack('ann', 2)
   assert.equal(await store.ackedSeq('ann'), 2)
   assert.equal(store.status().up, false)

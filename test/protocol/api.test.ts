@@ -164,3 +164,23 @@ test('the ip-port node id uses the listen port when nothing else names the node'
   assert.equal((await app.wsc.nodes())[0]?.id, `127.0.0.1-${port}`)
   await client.close()
 })
+
+test('a send retried with its id stores nothing new and resolves with the first one\'s seq', async (t) => {
+  const { app, connect } = await buildInProcess(t)
+  const first = await app.wsc.sendToUser('ida', { order: 1 }, { id: 'order-1:paid' })
+  assert.deepEqual(first, { id: 'order-1:paid', seq: 1 })
+  assert.deepEqual(await app.wsc.sendToUser('ida', { order: 1 }, { id: 'order-1:paid' }), first)
+  assert.deepEqual(await app.wsc.sendToUser('ida', { order: 2 }, { id: 'order-2:paid' }), { id: 'order-2:paid', seq: 2 })
+  // Ids are the user's: another user may get a message with the same id.
+  assert.deepEqual(await app.wsc.sendToUser('jon', { order: 1 }, { id: 'order-1:paid' }), { id: 'order-1:paid', seq: 1 })
+  const ida = await connect('token=ida&since=0')
+  assert.deepEqual((await ida.take('message', 2)).map((m) => [m.id, m.seq]), [['order-1:paid', 1], ['order-2:paid', 2]])
+  await app.wsc.sendToUser('ida', { order: 1 }, { id: 'order-1:paid' })
+  ida.send({ type: 'ping' })
+  await ida.next('pong')
+  assert.equal(ida.frames.filter((frame) => frame.type === 'message').length, 0, 'a retry is not delivered twice to a connection that has it')
+  for (const id of ['', 'x'.repeat(129), 'has space', 'é']) {
+    await assert.rejects(app.wsc.sendToUser('ida', 1, { id }), { code: 'WSC_ERR_TARGET' }, JSON.stringify(id))
+  }
+  await ida.close()
+})

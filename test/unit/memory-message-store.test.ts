@@ -9,8 +9,8 @@ test('seq is per user, strictly increasing from 1', async () => {
   assert.equal((await store.append('u', message(1))).seq, 1)
   assert.equal((await store.append('u', message(2))).seq, 2)
   assert.equal((await store.append('v', message(3))).seq, 1)
-  assert.equal(await store.latestSeq('u'), 2)
-  assert.equal(await store.latestSeq('nobody'), 0)
+  assert.equal((await store.head('u')).latestSeq, 2)
+  assert.equal((await store.head('nobody')).latestSeq, 0)
 })
 
 test('since returns exactly the messages after the given seq, in order, bounded by the window', async () => {

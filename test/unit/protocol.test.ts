@@ -61,8 +61,8 @@ test('parsing never throws, whatever the input', () => {
 })
 
 test('every server frame encodes as PROTOCOL.md shows it', () => {
-  assert.deepEqual(JSON.parse(encodeWelcome({ nodeId: 'wsc-0', connectionId: 'c', userId: 'u1', heartbeatMs: 30000, seq: 41 })),
-    { type: 'welcome', nodeId: 'wsc-0', connectionId: 'c', userId: 'u1', heartbeatMs: 30000, seq: 41 })
+  assert.deepEqual(JSON.parse(encodeWelcome({ nodeId: 'wsc-0', connectionId: 'c', userId: 'u1', heartbeatMs: 30000, seq: 41, epoch: 'e1', recovered: true, oldestSeq: 12 })),
+    { type: 'welcome', nodeId: 'wsc-0', connectionId: 'c', userId: 'u1', heartbeatMs: 30000, seq: 41, epoch: 'e1', recovered: true, oldestSeq: 12 })
   const message = { id: 'm1', seq: 42, from: 'u2', to: { user: 'u1' }, dataJson: '{"text":"hi \\"there\\""}', ts: 1764201600000 }
   assert.deepEqual(JSON.parse(encodeMessage(message)),
     { type: 'message', id: 'm1', seq: 42, from: 'u2', to: { user: 'u1' }, data: { text: 'hi "there"' }, ts: 1764201600000 })

@@ -3,7 +3,7 @@
  * retried after a deadlock, a duplicate key or a lost connection (skipping what a COMMIT that seemed
  * lost did store), then the `afterCommit` hook, then every append resolved or refused.
  */
-import { PayloadError, UnavailableError } from '../../errors.js'
+import { UnavailableError } from '../../errors.js'
 import type { StoredMessage } from '../message-store.js'
 import type { PendingAppend } from './group-commit-queue.js'
 import { columnText, type MySqlConnections, type Row } from './mysql-connections.js'
@@ -91,15 +91,14 @@ export class BatchWriter {
     }
   }
 
-  /** One row per message id: a second append of an id in the same batch settles with the first. */
+  /** One row per user and message id: a second append of one in the same batch settles with the first. */
   #dedupe (batch: PendingAppend[]): PendingAppend[] {
     const unique = new Map<string, PendingAppend>()
     for (const p of batch) {
-      const first = unique.get(p.message.id)
+      const key = messageKey(p.userId, p.message.id)
+      const first = unique.get(key)
       if (first === undefined) {
-        unique.set(p.message.id, p)
-      } else if (first.userId !== p.userId) {
-        p.reject(new PayloadError(`message id ${p.message.id} is already used for another user`))
+        unique.set(key, p)
       } else {
         const { resolve, reject } = first
         first.resolve = (stored) => { resolve(stored); p.resolve(stored) }
@@ -109,17 +108,19 @@ export class BatchWriter {
     return unique.size === batch.length ? batch : [...unique.values()]
   }
 
-  /** Resolves the appends whose message id is already stored (an earlier attempt committed); returns the rest. */
+  /**
+   * Resolves the appends whose message is already stored for their user (an earlier attempt committed,
+   * or a caller retried a send with its id) with the stored seq; returns the rest.
+   */
   async #takeStored (pending: PendingAppend[], committed: NumberedAppend[]): Promise<PendingAppend[]> {
     const rows = await this.#connections.withConnection((conn) =>
-      this.#connections.run<Row[]>(conn, Sql.findMessages(pending.length), pending.map((p) => p.message.id)))
-    const stored = new Map(rows.map((row) => [String(row.id), { userId: columnText(row.user_id), seq: Number(row.seq) }]))
+      this.#connections.run<Row[]>(conn, Sql.findMessages(pending.length), pending.flatMap((p) => [p.userId, p.message.id])))
+    const stored = new Map(rows.map((row) => [messageKey(columnText(row.user_id), String(row.id)), Number(row.seq)]))
     const rest: PendingAppend[] = []
     for (const p of pending) {
-      const found = stored.get(p.message.id)
-      if (found === undefined) rest.push(p)
-      else if (found.userId === p.userId) committed.push({ pending: p, stored: { ...p.message, seq: found.seq } })
-      else p.reject(new PayloadError(`message id ${p.message.id} is already stored for another user`))
+      const seq = stored.get(messageKey(p.userId, p.message.id))
+      if (seq === undefined) rest.push(p)
+      else committed.push({ pending: p, stored: { ...p.message, seq } })
     }
     return rest
   }
@@ -135,4 +136,9 @@ export class BatchWriter {
       committed.length = 0
     }
   }
+}
+
+/** A user's message id as one map key (message ids never contain a NUL). */
+function messageKey (userId: string, id: string): string {
+  return `${userId}\u0000${id}`
 }

@@ -6,7 +6,7 @@
 import type { Pool } from 'mysql2/promise'
 import { ClosedError } from '../../errors.js'
 import type { Message } from '../../protocol.js'
-import type { MessageStore, StoredMessage, StoreStatus } from '../message-store.js'
+import type { AppendOptions, MessageStore, StoredMessage, StoreStatus, StreamHead } from '../message-store.js'
 import { AckBatcher } from './ack-batcher.js'
 import { BatchWriter, type BatchWriterHooks } from './batch-writer.js'
 import { GroupCommitQueue } from './group-commit-queue.js'
@@ -66,6 +66,8 @@ export class MySqlMessageStore implements MessageStore {
   readonly #acks: AckBatcher
   readonly #probe: HealthProbe
   readonly #retention: RetentionJob
+  /** This database's history, made when its schema was created. */
+  #epoch = ''
   #started = false
   #closing = false
   #closed: Promise<void> | undefined
@@ -91,6 +93,8 @@ export class MySqlMessageStore implements MessageStore {
   async start (): Promise<MigrationResult> {
     const migration = await migrate(this.#pool)
     const [[packet]] = await this.#pool.query<Row[]>(Sql.maxAllowedPacket)
+    const [[epoch]] = await this.#pool.query<Row[]>(Sql.epoch)
+    this.#epoch = columnText(epoch?.value ?? '')
     this.#queue.fitPacket(Number(packet?.bytes ?? 0))
     this.#status.started(migration.version)
     this.#started = true
@@ -108,7 +112,8 @@ export class MySqlMessageStore implements MessageStore {
     return this.#status.current()
   }
 
-  async append (userId: string, message: Omit<Message, 'seq'>): Promise<StoredMessage> {
+  /** Every append is idempotent by id: the table holds one message per user and id. */
+  async append (userId: string, message: Omit<Message, 'seq'>, _options?: AppendOptions): Promise<StoredMessage> {
     if (this.#closing) throw new ClosedError('the message store is closed')
     if (!this.#started) throw new ClosedError('the message store has not started')
     return this.#queue.enqueue(userId, message)
@@ -123,8 +128,9 @@ export class MySqlMessageStore implements MessageStore {
     return this.#read(userId, Sql.sinceBefore, [userId, afterSeq, beforeSeq, limit])
   }
 
-  async latestSeq (userId: string): Promise<number> {
-    return (await this.#inbox(userId)).seq
+  async head (userId: string): Promise<StreamHead> {
+    const [row] = await this.#connections.query<Row[]>(Sql.head, [userId])
+    return { epoch: this.#epoch, latestSeq: Number(row?.seq ?? 0), oldestSeq: Number(row?.oldest ?? 0) }
   }
 
   async ackedSeq (userId: string): Promise<number> {

@@ -10,8 +10,8 @@ import type { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise'
 interface Migration {
   version: number
   description: string
-  /** Idempotent statements: a migration interrupted before its version row is written runs again. */
-  statements: string[]
+  /** Idempotent steps: a migration interrupted before its version row is written runs again. */
+  statements: Array<string | ((conn: PoolConnection) => Promise<void>)>
 }
 
 const MIGRATIONS: readonly Migration[] = [
@@ -37,8 +37,34 @@ const MIGRATIONS: readonly Migration[] = [
         KEY wsc_messages_ts (ts)
       ) ENGINE=InnoDB`
     ]
+  },
+  {
+    version: 2,
+    description: 'the database epoch; message ids chosen by the caller, unique per user',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS wsc_meta (
+        name VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        value VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        PRIMARY KEY (name)
+      ) ENGINE=InnoDB`,
+      "INSERT IGNORE INTO wsc_meta (name, value) VALUES ('epoch', CONCAT('s', REPLACE(UUID(), '-', '')))",
+      'ALTER TABLE wsc_messages MODIFY id VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL',
+      async (conn) => {
+        if (!await hasIndex(conn, 'wsc_messages', 'wsc_messages_user_id')) await conn.query('ALTER TABLE wsc_messages ADD UNIQUE KEY wsc_messages_user_id (user_id, id)')
+      },
+      async (conn) => {
+        if (await hasIndex(conn, 'wsc_messages', 'wsc_messages_id')) await conn.query('ALTER TABLE wsc_messages DROP INDEX wsc_messages_id')
+      }
+    ]
   }
 ]
+
+/** Whether the table in this database has the index (MySQL has no `IF EXISTS` for indexes). */
+async function hasIndex (conn: PoolConnection, table: string, index: string): Promise<boolean> {
+  const [rows] = await conn.query<RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND INDEX_NAME = ? LIMIT 1', [table, index])
+  return rows.length > 0
+}
 
 /** The schema version this code writes and reads. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0
@@ -74,7 +100,10 @@ export async function migrate (pool: Pool): Promise<MigrationResult> {
       const applied: number[] = []
       for (const migration of MIGRATIONS) {
         if (migration.version <= version) continue
-        for (const statement of migration.statements) await conn.query(statement)
+        for (const statement of migration.statements) {
+          if (typeof statement === 'string') await conn.query(statement)
+          else await statement(conn)
+        }
         await conn.query('INSERT INTO wsc_schema_migrations (version, description) VALUES (?, ?)', [migration.version, migration.description])
         applied.push(migration.version)
         version = migration.version
@@ -124,9 +153,9 @@ export const Sql = {
   /** (user_id, seq, id, sender, ts, data)… : one multi-row INSERT per group commit. */
   insertMessages: (messages: number): string =>
     `INSERT INTO wsc_messages (user_id, seq, id, sender, ts, data) VALUES ${list(messages, '(?, ?, ?, ?, ?, ?)')}`,
-  /** ids… → (id, user_id, seq) of the messages already stored. */
-  findMessages: (ids: number): string =>
-    `SELECT id, user_id, seq FROM wsc_messages WHERE id IN (${list(ids, '?')})`,
+  /** (user_id, id)… → (id, user_id, seq) of the messages already stored. */
+  findMessages: (messages: number): string =>
+    `SELECT id, user_id, seq FROM wsc_messages WHERE (user_id, id) IN (${list(messages, '(?, ?)')})`,
 
   /** user_id, afterSeq, limit → messages ascending. */
   since: 'SELECT seq, id, sender, ts, data FROM wsc_messages WHERE user_id = ? AND seq > ? ORDER BY seq LIMIT ?',
@@ -134,6 +163,10 @@ export const Sql = {
   sinceBefore: 'SELECT seq, id, sender, ts, data FROM wsc_messages WHERE user_id = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?',
   /** user_id → (seq, acked_seq). */
   inbox: 'SELECT seq, acked_seq FROM wsc_inboxes WHERE user_id = ?',
+  /** user_id → (seq, oldest): the latest seq and the oldest one still held; no row for a user without an inbox. */
+  head: 'SELECT i.seq, (SELECT MIN(m.seq) FROM wsc_messages m WHERE m.user_id = i.user_id) AS oldest FROM wsc_inboxes i WHERE i.user_id = ?',
+  /** → (value): this database's epoch. */
+  epoch: "SELECT value FROM wsc_meta WHERE name = 'epoch'",
   /** (user_id, seq)… , users… : raises acked_seq, never past the user's latest seq nor backwards. */
   ack: (users: number): string =>
     `UPDATE wsc_inboxes SET acked_seq = GREATEST(acked_seq, LEAST(CASE user_id ${list(users, 'WHEN ? THEN ?', ' ')} END, seq)) WHERE user_id IN (${list(users, '?')})`,
