@@ -56,7 +56,13 @@ export interface WscConfig {
   store: {
     /** Messages kept per user for `since` replay and offline delivery in memory and in the Redis window. */
     inboxSize: number
-    /** MySQL: messages older than this (ms) are deleted; 0 = kept forever. */
+    /** Payload bytes kept per user, in every store. */
+    maxInboxBytes: number
+    /** Embedded store: users kept (the least recently written is dropped past it). */
+    maxUsers: number
+    /** Embedded store: payload bytes kept for all users together. */
+    maxBytes: number
+    /** Redis: a user's keys expire this long (ms) after their last write; MySQL: older messages are deleted; 0 = kept forever. */
     retentionAge: number
     /** MySQL: messages kept per user beyond which the oldest are deleted; 0 = no limit. */
     retentionCount: number
@@ -168,7 +174,10 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'websocket.rate_limit_strikes', env: ['WSC_RATE_LIMIT_STRIKES'], kind: 'int', default: 50, min: 1, max: 1_000_000, doc: 'RATE_LIMITED refusals within 10 s before the connection is closed with 1008' },
   { key: 'websocket.max_rooms_per_connection', env: ['WSC_MAX_ROOMS_PER_CONNECTION'], kind: 'int', default: 100, min: 1, max: 100_000, doc: 'rooms one connection may be in' },
   { key: 'store.inbox_size', env: ['WSC_INBOX_SIZE'], kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'recent messages kept per user for since= replay and offline delivery' },
-  { key: 'store.retention_age', env: ['WSC_RETENTION_AGE'], kind: 'duration', default: 7 * DAY, min: 0, max: 3650 * DAY, doc: 'MySQL: messages older than this are deleted by the cleanup job; 0: kept forever' },
+  { key: 'store.max_inbox_bytes', env: ['WSC_MAX_INBOX_BYTES'], kind: 'bytes', default: 4 * MIB, min: 1 * KIB, max: 1024 * MIB, doc: 'payload bytes kept per user (every store; MySQL: by the cleanup job); the oldest messages go first' },
+  { key: 'store.max_users', env: ['WSC_STORE_MAX_USERS'], kind: 'int', default: 100_000, min: 1, max: 100_000_000, doc: 'embedded store: users whose messages are kept; past it the least recently written user is dropped' },
+  { key: 'store.max_bytes', env: ['WSC_STORE_MAX_BYTES'], kind: 'bytes', default: 256 * MIB, min: 1 * MIB, max: 64 * 1024 * MIB, doc: 'embedded store: payload bytes kept for all users together; past it the least recently written users are dropped' },
+  { key: 'store.retention_age', env: ['WSC_RETENTION_AGE'], kind: 'duration', default: 7 * DAY, min: 0, max: 3650 * DAY, doc: 'Redis: a user\'s keys expire after this long without a write; MySQL: messages older than this are deleted by the cleanup job; 0: kept forever' },
   { key: 'store.retention_count', env: ['WSC_RETENTION_COUNT'], kind: 'int', default: 10_000, min: 0, max: 1_000_000_000, doc: 'MySQL: messages kept per user; the cleanup job deletes older ones; 0: no limit' },
   { key: 'store.cleanup_interval', env: ['WSC_CLEANUP_INTERVAL'], kind: 'duration', default: 60 * SECOND, min: 100, max: 24 * 3600 * SECOND, doc: 'MySQL: pause between two passes of the retention cleanup job' },
   { key: 'store.batch_size', env: ['WSC_STORE_BATCH_SIZE'], kind: 'int', default: 500, min: 1, max: 10_000, doc: 'MySQL: most messages one multi-row INSERT writes (group commit)' },

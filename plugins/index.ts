@@ -65,7 +65,7 @@ async function registerWsc (fastify: FastifyInstance, options: WscOptions): Prom
   const { window, delay, reconnectJitter } = config.drain
   await fastify.register(websocket, {
     ...config.websocket,
-    inboxSize: config.store.inboxSize,
+    inbox: config.store,
     drain: { window, delay, reconnectJitter },
     authenticate,
     authorizeJoin,

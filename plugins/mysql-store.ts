@@ -93,7 +93,7 @@ async function registerMysqlStore (fastify: FastifyInstance, options: MySqlStore
   } else {
     throw new OptionError('client', 'wsc-mysql-store needs a MySQL pool: register @fastify/mysql before it, or pass client, url or host')
   }
-  const settings = { batchSize: store.batchSize, retentionAge: store.retentionAge, retentionCount: store.retentionCount, cleanupInterval: store.cleanupInterval }
+  const settings = { batchSize: store.batchSize, retentionAge: store.retentionAge, retentionCount: store.retentionCount, maxInboxBytes: store.maxInboxBytes, cleanupInterval: store.cleanupInterval }
   const messageStore: MessageStore & { start: () => Promise<MigrationResult> } = fastify.hasDecorator('wscRedis')
     ? new RedisMySqlMessageStore(fastify.wscRedis.commands, pool, { ...settings, prefix: fastify.wscRedis.prefix, inboxSize: store.inboxSize })
     : new MySqlMessageStore(pool, settings)

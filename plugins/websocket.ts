@@ -11,7 +11,7 @@ import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { redactToken, selectSubprotocol } from '../lib/bearer-token.js'
 import type { ClientConnection } from '../lib/node/client-connection.js'
-import { resolveSection, type ConfigSectionInput } from '../lib/config.js'
+import { resolveSection, type ConfigSectionInput, type WscConfig } from '../lib/config.js'
 import type { MessageStore } from '../lib/store/message-store.js'
 import { MemoryMessageStore } from '../lib/store/memory-message-store.js'
 import { MemoryRouter } from '../lib/router/memory-router.js'
@@ -44,8 +44,11 @@ export interface WebsocketPluginOptions extends ConfigSectionInput<'websocket'> 
   authorizeJoin?: AuthorizeJoin | undefined
   /** Whether a connection may publish. Default: to rooms it has joined, and to any user. */
   authorizePublish?: AuthorizePublish | undefined
-  /** Messages kept per user by the default store (in memory, or in Redis with `redis-router`); `store.inbox_size`. */
-  inboxSize?: number | string | undefined
+  /**
+   * Bounds of the default store (in memory, or the Redis inbox with `redis-router`), the `store.*` keys:
+   * `inboxSize`, `maxInboxBytes`, `retentionAge` (Redis), `maxUsers` and `maxBytes` (memory).
+   */
+  inbox?: Pick<ConfigSectionInput<'store'>, 'inboxSize' | 'maxInboxBytes' | 'retentionAge' | 'maxUsers' | 'maxBytes'> | undefined
   /** Defaults of `app.wsc.drain()`: `window`, `delay`, `reconnectJitter` (`drain.*`). */
   drain?: Pick<ConfigSectionInput<'drain'>, 'window' | 'delay' | 'reconnectJitter'> | undefined
   /** A router of your own (advanced). Default: `fastify.wscRouter` when registered, else in memory (one node). */
@@ -94,9 +97,10 @@ function refuse (reply: FastifyReply, statusCode: number, message: string, retry
 }
 
 /** The store used when none is registered: the router's Redis when there is one, else memory. */
-function defaultStore (fastify: FastifyInstance, inboxSize: number): MessageStore {
-  if (fastify.hasDecorator('wscRedis')) return new RedisMessageStore(fastify.wscRedis.commands, { prefix: fastify.wscRedis.prefix, inboxSize })
-  return new MemoryMessageStore(inboxSize)
+function defaultStore (fastify: FastifyInstance, limits: WscConfig['store']): MessageStore {
+  const { inboxSize, maxInboxBytes, retentionAge, maxUsers, maxBytes } = limits
+  if (fastify.hasDecorator('wscRedis')) return new RedisMessageStore(fastify.wscRedis.commands, { prefix: fastify.wscRedis.prefix, inboxSize, maxInboxBytes, retentionAge })
+  return new MemoryMessageStore({ inboxSize, maxInboxBytes, maxUsers, maxBytes })
 }
 
 /**
@@ -106,9 +110,9 @@ function defaultStore (fastify: FastifyInstance, inboxSize: number): MessageStor
  * app's `@fastify/websocket` when it has one.
  */
 async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPluginOptions): Promise<void> {
-  const { authenticate: givenAuthenticate, authorizeJoin, authorizePublish, inboxSize, drain, router: givenRouter, store: givenStore, ...websocketOptions } = opts
+  const { authenticate: givenAuthenticate, authorizeJoin, authorizePublish, inbox, drain, router: givenRouter, store: givenStore, ...websocketOptions } = opts
   const config = resolveSection('websocket', websocketOptions, 'wsc-websocket')
-  const { inboxSize: storeSize } = resolveSection('store', { inboxSize }, 'wsc-websocket')
+  const limits = resolveSection('store', inbox, 'wsc-websocket')
   const drainDefaults = resolveSection('drain', drain, 'wsc-websocket')
   const authenticate: Authenticate = givenAuthenticate ?? (() => ({ userId: `anonymous-${randomUUID()}` }))
   if (givenAuthenticate === undefined) {
@@ -116,7 +120,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
   }
   const router = givenRouter ?? (fastify.hasDecorator('wscRouter') ? fastify.wscRouter : new MemoryRouter())
   const ownsStore = givenStore === undefined && !fastify.hasDecorator('wscStore')
-  const store = givenStore ?? (ownsStore ? defaultStore(fastify, storeSize) : fastify.wscStore)
+  const store = givenStore ?? (ownsStore ? defaultStore(fastify, limits) : fastify.wscStore)
   if (!fastify.hasDecorator('wscRouter')) fastify.decorate('wscRouter', router)
   if (!fastify.hasDecorator('wscStore')) fastify.decorate('wscStore', store)
 

@@ -31,6 +31,16 @@ function decode (userId: string, [id, fields]: StreamEntry): StoredMessage {
 
 const unavailable = (err: unknown): Error => asUnavailable('Redis', err)
 
+/** What one user's inbox may hold, and for how long. */
+export interface InboxLimits {
+  /** Messages (`store.inbox_size`). */
+  size: number
+  /** Payload bytes (`store.max_inbox_bytes`); default: no byte bound. */
+  maxBytes?: number | undefined
+  /** ms the user's keys outlive their last write (`store.retention_age`); 0 or default: no expiry. */
+  retentionAge?: number | undefined
+}
+
 /** What the Redis window holds for a `since` read. */
 export interface InboxWindow {
   /** The seq key: the newest seq the window has seen; undefined when the key is missing (cold). */
@@ -48,16 +58,24 @@ export class RedisInbox {
   readonly pool: RedisCommandPool
   /** Key names; the `{userId}` hash tag puts all of one user's keys in one Cluster slot, so one script can update them together. */
   readonly keys: RedisKeys
-  readonly #size: number
+  /** maxlen, maxbytes, ttl: the first arguments of the scripts that add to a stream. */
+  readonly #bounds: [number, number, number]
 
   /**
    * @param prefix key prefix (`redis.prefix`)
-   * @param size stream length kept per user (`store.inbox_size`), trimmed approximately
+   * @param limits per user: messages kept (`store.inbox_size`), their payload bytes
+   *   (`store.max_inbox_bytes`), and how long the user's keys outlive their last write (ms,
+   *   `store.retention_age`; 0: no expiry)
    */
-  constructor (redis: RedisCommands, prefix: string, size: number) {
+  constructor (redis: RedisCommands, prefix: string, limits: InboxLimits) {
     this.pool = RedisCommandPool.of(redis)
     this.keys = new RedisKeys(prefix)
-    this.#size = size
+    this.#bounds = [limits.size, limits.maxBytes ?? Number.MAX_SAFE_INTEGER, limits.retentionAge ?? 0]
+  }
+
+  /** Every key of one user that a stream write touches, in the scripts' order. */
+  #streamKeys (userId: string): string[] {
+    return [this.keys.seq(userId), this.keys.inbox(userId), this.keys.ids(userId), this.keys.inboxBytes(userId), this.keys.acked(userId)]
   }
 
   /** Runs a script on the user's seq and inbox keys, on the user's connection. */
@@ -71,9 +89,8 @@ export class RedisInbox {
    */
   async append (userId: string, message: Omit<Message, 'seq'>, options: AppendOptions = {}): Promise<StoredMessage> {
     try {
-      const keys = [this.keys.seq(userId), this.keys.inbox(userId), this.keys.ids(userId)]
-      const args = [this.#size, message.id, message.from ?? '', message.ts, message.dataJson, options.idempotent === true ? '1' : '']
-      const seq = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', keys, args))
+      const args = [...this.#bounds, message.id, message.from ?? '', message.ts, message.dataJson, options.idempotent === true ? '1' : '']
+      const seq = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', this.#streamKeys(userId), args))
       return { ...message, seq: Number(seq) }
     } catch (err) {
       throw unavailable(err)
@@ -91,8 +108,8 @@ export class RedisInbox {
     try {
       await Promise.all([...byUser].map(([userId, messages]) => {
         messages.sort((a, b) => a.seq - b.seq)
-        const args = messages.flatMap((m) => [m.seq, m.id, m.from ?? '', m.ts, m.dataJson])
-        return this.#script(userId, 'wscInboxCache', this.#size, ...args)
+        const args = [...this.#bounds, ...messages.flatMap((m) => [m.seq, m.id, m.from ?? '', m.ts, m.dataJson])]
+        return this.pool.forUser(userId, (client) => runScript(client, 'wscInboxCache', this.#streamKeys(userId), args))
       }))
     } catch (err) {
       throw unavailable(err)
@@ -170,7 +187,7 @@ export class RedisInbox {
 
   async ack (userId: string, seq: number): Promise<void> {
     try {
-      await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAck', [this.keys.acked(userId), this.keys.seq(userId)], [seq]))
+      await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAck', [this.keys.acked(userId), this.keys.seq(userId)], [seq, this.#bounds[2]]))
     } catch (err) {
       throw unavailable(err)
     }

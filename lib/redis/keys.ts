@@ -43,6 +43,11 @@ export class RedisKeys {
     return `${this.prefix}inbox:{${userId}}`
   }
 
+  /** STRING: the payload bytes the user's inbox stream holds, for its byte bound. */
+  inboxBytes (userId: string): string {
+    return `${this.prefix}inbox-bytes:{${userId}}`
+  }
+
   /** ZSET message id → seq of the user's messages sent with an id of the caller's: a retry finds the first. */
   ids (userId: string): string {
     return `${this.prefix}ids:{${userId}}`

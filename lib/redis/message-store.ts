@@ -8,6 +8,10 @@ export interface RedisMessageStoreOptions {
   prefix?: string
   /** Messages kept per user in the stream (`store.inbox_size`). Default 1000. */
   inboxSize?: number
+  /** Payload bytes kept per user (`store.max_inbox_bytes`). Default: no byte bound. */
+  maxInboxBytes?: number
+  /** ms a user's keys outlive their last write (`store.retention_age`). Default 0: no expiry. */
+  retentionAge?: number
 }
 
 /**
@@ -21,7 +25,7 @@ export class RedisMessageStore implements MessageStore {
 
   /** @param redis owned by the caller (the router plugin), not closed by {@link close} */
   constructor (redis: RedisCommands, options: RedisMessageStoreOptions = {}) {
-    this.#inbox = new RedisInbox(redis, options.prefix ?? 'wsc:', options.inboxSize ?? 1000)
+    this.#inbox = new RedisInbox(redis, options.prefix ?? 'wsc:', { size: options.inboxSize ?? 1000, maxBytes: options.maxInboxBytes, retentionAge: options.retentionAge })
   }
 
   async append (userId: string, message: Omit<Message, 'seq'>, options?: AppendOptions): Promise<StoredMessage> {

@@ -73,55 +73,87 @@ end
 `
 
 /**
- * KEYS seq, inbox, ids; ARGV maxlen, id, from ('' = null), ts, data, idempotent ('1' or '') → the new
- * seq, numbered and appended atomically. An idempotent message whose id the user's ids hold is not
- * appended again: its seq comes back. The ids keep only the seqs the stream still holds.
+ * The bounds of one user's inbox, after messages were added (their payload bytes already counted in
+ * the bytes key): the oldest entries go until at most ARGV maxlen entries and ARGV maxbytes payload
+ * bytes are left (the newest always stays); the ids keep only seqs the stream holds; every key of the
+ * user expires ARGV ttl ms after this write (0: never). KEYS seq, inbox, ids, bytes, acked.
+ */
+const KEEP_BOUNDS = `
+local len = redis.call('XLEN', KEYS[2])
+local bytes = tonumber(redis.call('GET', KEYS[4]) or '0')
+local trimmed = false
+while len > 1 and (len > tonumber(ARGV[1]) or bytes > tonumber(ARGV[2])) do
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+  local fields = oldest[2]
+  for i = 1, #fields, 2 do
+    if fields[i] == 'd' then bytes = bytes - #fields[i + 1] end
+  end
+  redis.call('XDEL', KEYS[2], oldest[1])
+  len = len - 1
+  trimmed = true
+end
+if trimmed then
+  redis.call('SET', KEYS[4], math.max(bytes, 0))
+  local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  if #first > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.match(first[1][1], '^(%d+)')) end
+end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+`
+
+/**
+ * KEYS seq, inbox, ids, bytes, acked; ARGV maxlen, maxbytes, ttl, id, from ('' = null), ts, data,
+ * idempotent ('1' or '') → the new seq, numbered and appended atomically. An idempotent message whose
+ * id the user's ids hold is not appended again: its seq comes back.
  */
 const INBOX_APPEND = `
-if ARGV[6] == '1' then
-  local known = redis.call('ZSCORE', KEYS[3], ARGV[2])
+if ARGV[8] == '1' then
+  local known = redis.call('ZSCORE', KEYS[3], ARGV[4])
   if known then return string.format('%.0f', tonumber(known)) end
 end
 ` + START_COUNTER + `
 local seq = string.format('%.0f', redis.call('INCR', KEYS[1]))
-local fields = { 'i', ARGV[2], 'ts', ARGV[4], 'd', ARGV[5] }
-if ARGV[3] ~= '' then fields[#fields + 1] = 'f'; fields[#fields + 1] = ARGV[3] end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', unpack(fields))
-if ARGV[6] == '1' then
-  redis.call('ZADD', KEYS[3], seq, ARGV[2])
-  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
-  if #oldest > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.match(oldest[1][1], '^(%d+)')) end
-end
+local fields = { 'i', ARGV[4], 'ts', ARGV[6], 'd', ARGV[7] }
+if ARGV[5] ~= '' then fields[#fields + 1] = 'f'; fields[#fields + 1] = ARGV[5] end
+redis.call('XADD', KEYS[2], seq .. '-0', unpack(fields))
+redis.call('INCRBY', KEYS[4], #ARGV[7])
+if ARGV[8] == '1' then redis.call('ZADD', KEYS[3], seq, ARGV[4]) end
+` + KEEP_BOUNDS + `
 return seq
 `
 
 /**
- * KEYS seq, inbox; ARGV maxlen, then (seq, id, from, ts, data) per message, ascending and contiguous.
- * Caches messages MySQL committed. The stream always holds a contiguous run of seqs ending at the seq
- * key: a run that does not follow on restarts the stream; a run already behind is left to MySQL.
+ * KEYS seq, inbox, ids, bytes, acked; ARGV maxlen, maxbytes, ttl, then (seq, id, from, ts, data) per
+ * message, ascending and contiguous. Caches messages MySQL committed. The stream always holds a
+ * contiguous run of seqs ending at the seq key: a run that does not follow on restarts the stream; a
+ * run already behind is left to MySQL.
  */
 const INBOX_CACHE = `
 local latest = redis.call('GET', KEYS[1])
-local n = (#ARGV - 1) / 5
-local first = tonumber(ARGV[2])
-local last = ARGV[2 + (n - 1) * 5]
+local n = (#ARGV - 3) / 5
+local first = tonumber(ARGV[4])
+local last = ARGV[4 + (n - 1) * 5]
 local floor = 0
 if latest then floor = tonumber(latest) end
 if not latest or first > floor + 1 then
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[2], KEYS[4])
   floor = 0
 elseif tonumber(last) <= floor then
   return 0
 end
 for i = 0, n - 1 do
-  local at = 2 + i * 5
+  local at = 4 + i * 5
   if tonumber(ARGV[at]) > floor then
     local fields = { 'i', ARGV[at + 1], 'ts', ARGV[at + 3], 'd', ARGV[at + 4] }
     if ARGV[at + 2] ~= '' then fields[#fields + 1] = 'f'; fields[#fields + 1] = ARGV[at + 2] end
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], ARGV[at] .. '-0', unpack(fields))
+    redis.call('XADD', KEYS[2], ARGV[at] .. '-0', unpack(fields))
+    redis.call('INCRBY', KEYS[4], #ARGV[at + 4])
   end
 end
 redis.call('SET', KEYS[1], last)
+` + KEEP_BOUNDS + `
 return n
 `
 
@@ -138,12 +170,15 @@ if not latest then return { '' } end
 return { latest, redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2]) }
 `
 
-/** KEYS acked, seq; ARGV seq: raises the acked seq, never past the latest seq nor backwards. */
+/** KEYS acked, seq; ARGV seq, ttl: raises the acked seq, never past the latest seq nor backwards; expires with the user's other keys. */
 const INBOX_ACK = `
 local latest = tonumber(redis.call('GET', KEYS[2]) or '0')
 local acked = tonumber(redis.call('GET', KEYS[1]) or '0')
 local seq = math.min(tonumber(ARGV[1]), latest)
-if seq > acked then redis.call('SET', KEYS[1], string.format('%.0f', seq)) end
+if seq > acked then
+  redis.call('SET', KEYS[1], string.format('%.0f', seq))
+  if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+end
 return 0
 `
 
@@ -152,8 +187,8 @@ const SCRIPTS = {
   wscClaimDeadNode: { numberOfKeys: 1, lua: CLAIM_DEAD_NODE },
   wscReleaseDeadNode: { numberOfKeys: 1, lua: RELEASE_DEAD_NODE },
   wscRouteToUser: { numberOfKeys: 1, lua: ROUTE_TO_USER },
-  wscInboxAppend: { numberOfKeys: 3, lua: INBOX_APPEND },
-  wscInboxCache: { numberOfKeys: 2, lua: INBOX_CACHE },
+  wscInboxAppend: { numberOfKeys: 5, lua: INBOX_APPEND },
+  wscInboxCache: { numberOfKeys: 5, lua: INBOX_CACHE },
   wscInboxHead: { numberOfKeys: 2, lua: INBOX_HEAD },
   wscInboxWindow: { numberOfKeys: 2, lua: INBOX_WINDOW },
   wscInboxAck: { numberOfKeys: 2, lua: INBOX_ACK }

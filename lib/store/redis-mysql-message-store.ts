@@ -32,7 +32,7 @@ export class RedisMySqlMessageStore implements MessageStore {
   /** @param redis owned by the router plugin; @param pool owned by the caller, both left open by {@link close} */
   constructor (redis: RedisCommands, pool: Pool, options: RedisMySqlMessageStoreOptions = {}) {
     const { prefix = 'wsc:', inboxSize = 1000, ...mysqlOptions } = options
-    const window = new RedisInbox(redis, prefix, inboxSize)
+    const window = new RedisInbox(redis, prefix, { size: inboxSize, maxBytes: options.maxInboxBytes, retentionAge: options.retentionAge })
     this.#window = window
     this.mysql = new MySqlMessageStore(pool, {
       ...mysqlOptions,

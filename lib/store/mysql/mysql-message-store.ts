@@ -27,6 +27,8 @@ export interface MySqlMessageStoreOptions extends BatchWriterHooks {
   retentionAge?: number
   /** Messages kept per user; 0 = no limit (`store.retention_count`). */
   retentionCount?: number
+  /** Payload bytes kept per user; the cleanup job deletes the oldest past it (`store.max_inbox_bytes`). Default: no bound. */
+  maxInboxBytes?: number
   /** Pause between two cleanup passes (ms); 0 = no cleanup timer ({@link MySqlMessageStore.runRetention} still works). */
   cleanupInterval?: number
   /** Rows one cleanup DELETE removes; small so it holds its locks briefly. Default 500. */
@@ -84,6 +86,7 @@ export class MySqlMessageStore implements MessageStore {
     this.#retention = new RetentionJob(this.#connections, this.#status, {
       retentionAge: options.retentionAge ?? 0,
       retentionCount: options.retentionCount ?? 0,
+      maxInboxBytes: options.maxInboxBytes ?? 0,
       cleanupInterval: options.cleanupInterval ?? 0,
       cleanupBatch: options.cleanupBatch ?? 500
     })

@@ -1,6 +1,6 @@
 /**
  * The MySQL retention job: deletes messages older than `retentionAge` and trims each user to the
- * `retentionCount` newest, in small DELETEs that hold their locks briefly; its timer, its cursor over
+ * `retentionCount` newest and to `maxInboxBytes` of payload, in small DELETEs that hold their locks briefly; its timer, its cursor over
  * the users and its in-flight pass.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
@@ -14,6 +14,8 @@ export interface RetentionOptions {
   retentionAge: number
   /** Messages kept per user; 0 = no limit. */
   retentionCount: number
+  /** Payload bytes kept per user (the newest message always stays); 0 = no limit. */
+  maxInboxBytes: number
   /** Pause between two passes (ms); 0 = no timer ({@link RetentionJob.runPass} still works). */
   cleanupInterval: number
   /** Rows one DELETE removes. */
@@ -44,17 +46,18 @@ export class RetentionJob {
 
   /** Starts the periodic passes when there is an interval and something to delete. */
   start (): void {
-    if (this.#options.retentionAge > 0 || this.#options.retentionCount > 0) this.#timer.start()
+    if (this.#options.retentionAge > 0 || this.#options.retentionCount > 0 || this.#options.maxInboxBytes > 0) this.#timer.start()
   }
 
   /**
    * One pass: deletes messages older than `retentionAge`, then trims up to 100 users to their
-   * `retentionCount` newest messages (the next pass continues with the next users). Each DELETE
+   * `retentionCount` newest messages and `maxInboxBytes` of payload (the next pass continues with the
+   * next users). Each DELETE
    * removes at most `cleanupBatch` rows, reads committed rows only and takes its own pooled connection,
    * so sends are never held behind a long statement. Returns the rows deleted.
    */
   async runPass (): Promise<number> {
-    const { retentionAge, retentionCount, cleanupBatch } = this.#options
+    const { retentionAge, retentionCount, maxInboxBytes, cleanupBatch } = this.#options
     let deleted = 0
     if (retentionAge > 0) {
       const cutoff = Date.now() - retentionAge
@@ -64,13 +67,17 @@ export class RetentionJob {
         if (removed < cleanupBatch) break
       }
     }
-    if (retentionCount > 0 && !this.#timer.stopped) {
-      const rows = await this.#connections.query<Row[]>(Sql.inboxesOver, [this.#cursor, retentionCount, CLEANUP_USERS_PER_PASS])
+    if ((retentionCount > 0 || maxInboxBytes > 0) && !this.#timer.stopped) {
+      // A byte bound concerns every user with messages; a count bound only those numbered past it.
+      const minSeq = maxInboxBytes > 0 ? 0 : retentionCount
+      const rows = await this.#connections.query<Row[]>(Sql.inboxesOver, [this.#cursor, minSeq, CLEANUP_USERS_PER_PASS])
       for (const row of rows) {
         if (this.#timer.stopped) break
         const userId = columnText(row.user_id)
-        const [boundary] = await this.#connections.query<Row[]>(Sql.countBoundary, [userId, retentionCount])
-        if (boundary !== undefined) deleted += await this.#trimUser(userId, Number(boundary.seq))
+        const [byCount] = retentionCount > 0 ? await this.#connections.query<Row[]>(Sql.countBoundary, [userId, retentionCount]) : []
+        const [byBytes] = maxInboxBytes > 0 ? await this.#connections.query<Row[]>(Sql.bytesBoundary, [userId, maxInboxBytes]) : []
+        const upTo = Math.max(Number(byCount?.seq ?? 0), Number(byBytes?.seq ?? 0))
+        if (upTo > 0) deleted += await this.#trimUser(userId, upTo)
         this.#cursor = userId
       }
       if (rows.length < CLEANUP_USERS_PER_PASS) this.#cursor = ''

@@ -179,6 +179,11 @@ export const Sql = {
   inboxesOver: 'SELECT user_id FROM wsc_inboxes WHERE user_id > ? AND seq > ? ORDER BY user_id LIMIT ?',
   /** user_id, keep → the seq of the newest message beyond the `keep` newest; none when the user has at most `keep`. */
   countBoundary: 'SELECT seq FROM wsc_messages WHERE user_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?',
+  /** user_id, maxBytes → the seq of the newest message past which the user's newer ones hold maxBytes of payload; never the newest. */
+  bytesBoundary: `SELECT seq FROM (
+      SELECT seq, SUM(LENGTH(data)) OVER (ORDER BY seq DESC) AS total, ROW_NUMBER() OVER (ORDER BY seq DESC) AS n
+      FROM wsc_messages WHERE user_id = ?
+    ) newest WHERE total > ? AND n > 1 ORDER BY seq DESC LIMIT 1`,
   /** user_id, seq, limit: deletes the user's oldest messages up to seq. */
   deleteUpTo: 'DELETE FROM wsc_messages WHERE user_id = ? AND seq <= ? ORDER BY seq LIMIT ?'
 } as const
