@@ -6,7 +6,7 @@ import { request } from 'node:http'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { ClusterError, startLocalCluster, type LocalCluster } from '../../scripts/local-cluster.js'
-import { TestClient, within } from '../helper.js'
+import { TestClient, waitFor, within } from '../helper.js'
 import { spreadOverNodes } from './loopback-client.js'
 import { ROOT } from './pod.js'
 
@@ -129,6 +129,14 @@ test('npm run cluster prints a URL per node; users on two nodes reach each other
   const { cli, exited, output } = await startCli(t, [])
   const nodeUrls = new Map([...output().matchAll(/^ {2}(wsc-\d): http:\/\/127\.0\.0\.1:(\d+)\/ {2}(ws:\/\/127\.0\.0\.1:\2\/ws)\?token=alice {2}metrics http:\/\/127\.0\.0\.1:\d+\/metrics$/gm)].map((m) => [m[1] as string, m[3] as string]))
   assert.deepEqual([...nodeUrls.keys()], NODE_IDS, 'a line per node with its page, WebSocket and metrics URLs')
+
+  // The nodes get PORT, not WSC_NODE_PORT: each registers the port it listens on.
+  const wsc0 = new URL(nodeUrls.get('wsc-0') ?? '').port
+  const listed = await waitFor(async () => {
+    const { nodes } = await (await fetch(`http://127.0.0.1:${wsc0}/api/nodes`)).json() as { nodes: Array<{ id: string, port: number | null }> }
+    return nodes.length === NODE_IDS.length && nodes.every((node) => node.port !== null) ? nodes : undefined
+  }, 5000, 'every node in the registry with its port')
+  assert.deepEqual(listed.map((node) => [node.id, node.port]), NODE_IDS.map((id) => [id, Number(new URL(nodeUrls.get(id) ?? '').port)]))
 
   // One user on wsc-0's URL, one on wsc-1's: a message crosses from one node to the other.
   const alice = await TestClient.connect(`${nodeUrls.get('wsc-0') ?? ''}?token=alice`)

@@ -2,7 +2,9 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { buildExampleApp, type ExampleOptions } from '../../example/app.js'
 import { signHs256 } from '../../example/jwt.js'
-import { TestClient } from '../helper.js'
+import { startExampleNode } from '../example-node.js'
+import { TestClient, waitFor } from '../helper.js'
+import { deletePrefix, redisClient, SHARED_REDIS, uniquePrefix } from '../redis-harness.js'
 
 async function start (t: TestContext, options: ExampleOptions = {}): Promise<{ base: string, ws: string }> {
   const app = await buildExampleApp({ ...options, fastify: { logger: false }, wsc: { server: { nodeId: 'example-test' } } })
@@ -79,4 +81,20 @@ test('WSC_API_TOKEN protects /api', async (t) => {
   const { base } = await start(t, { apiToken: 'ops' })
   assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 })).status, 401)
   assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 }, { authorization: 'Bearer ops' })).status, 200)
+})
+
+test('the port a node registers is the one it listens on when POD_NAME is set and WSC_NODE_PORT is not', async (t) => {
+  const prefix = uniquePrefix()
+  t.after(() => deletePrefix(SHARED_REDIS, prefix))
+  // A heartbeat far away: only the entry written when the server listens can carry the port in time.
+  const node = await startExampleNode(t, { nodeId: 'port-from-listen', redisAddr: SHARED_REDIS, prefix, env: { WSC_NODE_HEARTBEAT_INTERVAL: '60s' } })
+  const listenPort = Number(new URL(node.baseUrl).port)
+  const db = redisClient(t)
+  const entry = await waitFor(async () => {
+    const value = JSON.parse(await db.get(`${prefix}nodes:port-from-listen`) ?? 'null') as { port: number | null } | null
+    return value?.port === null ? undefined : value ?? undefined
+  }, 5000, 'the registry entry to carry a port')
+  assert.equal(entry.port, listenPort)
+  const { nodes } = await (await fetch(`${node.baseUrl}/api/nodes`)).json() as { nodes: Array<{ id: string, port: number | null }> }
+  assert.deepEqual(nodes.map((n) => [n.id, n.port]), [['port-from-listen', listenPort]])
 })
