@@ -49,6 +49,8 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
   const app = Fastify({
     logger: {
       level: process.env.LOG_LEVEL ?? 'info',
+      // "level":"error" rather than 50, so `kubectl logs … | grep -i error` finds errors.
+      formatters: { level: (label) => ({ level: label }) },
       // Browsers send the token in ?token= on any path they try: never log it.
       serializers: { req: serializeRequest }
     },

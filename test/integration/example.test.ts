@@ -1,10 +1,14 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { buildExampleApp, type ExampleOptions } from '../../example/app.js'
 import { signHs256 } from '../../example/jwt.js'
 import { startExampleNode } from '../example-node.js'
 import { TestClient, waitFor } from '../helper.js'
-import { deletePrefix, redisClient, SHARED_REDIS, uniquePrefix } from '../redis-harness.js'
+import { deletePrefix, redisClient, SHARED_REDIS, startRedisServer, uniquePrefix } from '../redis-harness.js'
+
+const ROOT = new URL('../../', import.meta.url).pathname
 
 async function start (t: TestContext, options: ExampleOptions = {}): Promise<{ base: string, ws: string }> {
   const app = await buildExampleApp({ ...options, fastify: { logger: false }, wsc: { server: { nodeId: 'example-test' } } })
@@ -97,4 +101,26 @@ test('the port a node registers is the one it listens on when POD_NAME is set an
   assert.equal(entry.port, listenPort)
   const { nodes } = await (await fetch(`${node.baseUrl}/api/nodes`)).json() as { nodes: Array<{ id: string, port: number | null }> }
   assert.deepEqual(nodes.map((n) => [n.id, n.port]), [['port-from-listen', listenPort]])
+})
+
+test('logs carry level names, so the guide\'s `kubectl logs … | grep` finds the errors', async (t) => {
+  const guide = readFileSync(`${ROOT}docs/deploy-kubernetes.md`, 'utf8')
+  const grep = /^kubectl logs [^|\n]*\| (grep [^#\n]*?)\s*(?:#.*)?$/m.exec(guide)?.[1]
+  assert.ok(grep !== undefined, 'docs/deploy-kubernetes.md shows how to find errors in the logs')
+
+  const redis = await startRedisServer(t)
+  const node = await startExampleNode(t, { nodeId: 'log-levels', redisAddr: redis.addr })
+  await redis.stop()
+  // A send that cannot be accepted with Redis down is a 503 the app logs as an error.
+  const answer = await post(`${node.baseUrl}/api/send`, { to: { user: 'ann' }, data: 1 })
+  assert.equal(answer.status, 503)
+  const error = await node.waitForLog((line) => line.level === 'error', 5000, 'an error line')
+  assert.equal(error.msg, answer.json.message)
+
+  const text = node.logs.map((line) => JSON.stringify(line)).join('\n') + '\n'
+  const found = spawnSync('sh', ['-c', grep], { input: text, encoding: 'utf8' }).stdout.split('\n').filter((line) => line !== '')
+  const errors = node.logs.filter((line) => line.level === 'error' || line.level === 'fatal').map((line) => JSON.stringify(line))
+  assert.ok(errors.length > 0)
+  for (const line of errors) assert.ok(found.includes(line), `\`${grep}\` finds ${line}`)
+  assert.ok(found.length < node.logs.length, `\`${grep}\` leaves out the info lines`)
 })
