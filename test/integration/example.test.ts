@@ -4,9 +4,10 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { buildExampleApp, type ExampleOptions } from '../../example/app.js'
 import { signHs256 } from '../../example/jwt.js'
-import { startExampleNode } from '../example-node.js'
+import { exampleServer, startExampleNode } from '../example-node.js'
 import { TestClient, waitFor } from '../helper.js'
 import { deletePrefix, redisClient, SHARED_REDIS, startRedisServer, uniquePrefix } from '../redis-harness.js'
+import { startServer, type LogLine } from '../server-process.js'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 
@@ -85,6 +86,24 @@ test('WSC_API_TOKEN protects /api', async (t) => {
   const { base } = await start(t, { apiToken: 'ops' })
   assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 })).status, 401)
   assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 }, { authorization: 'Bearer ops' })).status, 200)
+})
+
+test('the start-up log gives the page, WebSocket and metrics URLs, and every line names its level', async (t) => {
+  const server = await startServer(t, [exampleServer])
+  const line = await server.waitForLog((entry) => typeof entry.page === 'string', 10_000, 'the start-up line')
+  const { page, ws, metrics } = line as LogLine & { page: string, ws: string, metrics: string }
+  assert.equal(line.msg, `fastify-wsc example: page ${page}  ws ${ws}  metrics ${metrics}`)
+  assert.equal(page, `${server.baseUrl}/`)
+  assert.equal(metrics, server.metricsUrl)
+  const html = await fetch(page)
+  assert.equal(html.status, 200)
+  assert.match(html.headers.get('content-type') ?? '', /^text\/html/)
+  const alice = await TestClient.connect(ws.replace('<user>', 'alice'))
+  assert.equal(alice.welcome?.userId, 'alice')
+  await alice.close()
+  assert.match(await (await fetch(metrics)).text(), /^wsc_connections /m)
+  assert.deepEqual(server.logs.filter((entry) => typeof entry.level !== 'string'), [], 'levels are names ("info"), not numbers')
+  assert.equal(line.level, 'info')
 })
 
 test('the port a node registers is the one it listens on when POD_NAME is set and WSC_NODE_PORT is not', async (t) => {
