@@ -71,12 +71,22 @@ test('POST /api/send reaches a user (with seq), a room and everyone; GET /api/pr
   assert.deepEqual(nodes.nodes.map((n) => [n.id, n.connections]), [['example-test', 1]])
 })
 
-test('POST /api/send refuses bad bodies with 400', async (t) => {
+test('POST /api/send refuses bad bodies with 400 and one sentence saying what to fix', async (t) => {
   const { base } = await start(t)
-  assert.equal((await post(`${base}/api/send`, { to: { user: 'x' } })).status, 400)
-  assert.equal((await post(`${base}/api/send`, { to: { planet: 'mars' }, data: 1 })).status, 400)
-  assert.equal((await post(`${base}/api/send`, { to: { user: 'x', room: 'y' }, data: 1 })).status, 400)
-  assert.equal((await post(`${base}/api/send`, { to: { broadcast: false }, data: 1 })).status, 400)
+  const refusals: Array<[unknown, string]> = [
+    [{ to: { user: 'x' } }, 'data is required'],
+    [{ data: 1 }, 'to is required'],
+    [{ to: { planet: 'mars' }, data: 1 }, 'to must be one of user, room, connection, broadcast'],
+    [{ to: { user: 'x', room: 'y' }, data: 1 }, 'to must be one of user, room, connection, broadcast'],
+    [{ to: 'bob', data: 1 }, 'to must be one of user, room, connection, broadcast'],
+    [[{ to: { user: 'x' }, data: 1 }], 'body must be object'],
+    [{ to: { broadcast: false }, data: 1 }, 'to.broadcast must be true'],
+    [{ to: { user: '' }, data: 1 }, 'to.user must NOT have fewer than 1 characters']
+  ]
+  for (const [body, message] of refusals) {
+    const answer = await post(`${base}/api/send`, body)
+    assert.deepEqual(answer, { status: 400, json: { statusCode: 400, code: 'FST_ERR_VALIDATION', error: 'Bad Request', message } }, JSON.stringify(body))
+  }
   const tooBig = await post(`${base}/api/send`, { to: { user: 'x' }, data: 'x'.repeat(70_000) })
   assert.equal(tooBig.status, 400)
   assert.equal(tooBig.json.code, 'WSC_ERR_PAYLOAD')
@@ -86,6 +96,25 @@ test('WSC_API_TOKEN protects /api', async (t) => {
   const { base } = await start(t, { apiToken: 'ops' })
   assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 })).status, 401)
   assert.equal((await post(`${base}/api/send`, { to: { user: 'x' }, data: 1 }, { authorization: 'Bearer ops' })).status, 200)
+})
+
+test('before the node started, POST /api/send answers 503 with Retry-After: starting, retry', async (t) => {
+  // No node id: it is <ip>-<port>, so the node starts once the server listens.
+  const app = await buildExampleApp({ fastify: { logger: false } })
+  t.after(() => app.close())
+  await app.ready()
+  const send = async (): Promise<{ statusCode: number, headers: Record<string, unknown>, json: unknown }> => {
+    const reply = await app.inject({ method: 'POST', url: '/api/send', payload: { to: { user: 'x' }, data: 1 } })
+    return { statusCode: reply.statusCode, headers: reply.headers, json: reply.json() }
+  }
+  const early = await send()
+  assert.equal(early.statusCode, 503)
+  assert.equal(early.headers['retry-after'], '2')
+  assert.deepEqual(early.json, { statusCode: 503, code: 'WSC_ERR_CLOSED', error: 'Service Unavailable', message: 'the node is starting; retry shortly' })
+
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const later = await waitFor(async () => { const answer = await send(); return answer.statusCode === 200 ? answer : undefined }, 5000, 'the send to be taken once the node started')
+  assert.deepEqual(Object.keys(later.json as object).sort(), ['id', 'seq'])
 })
 
 test('the start-up log gives the page, WebSocket and metrics URLs, and every line names its level', async (t) => {
