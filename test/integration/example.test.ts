@@ -1,11 +1,13 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { buildExampleApp, type ExampleOptions } from '../../example/app.js'
 import { signHs256 } from '../../example/jwt.js'
-import { exampleServer, startExampleNode } from '../example-node.js'
-import { TestClient, waitFor } from '../helper.js'
+import { exampleServer, requireBuild, startExampleNode } from '../example-node.js'
+import { TestClient, waitFor, within } from '../helper.js'
 import { deletePrefix, redisClient, SHARED_REDIS, startRedisServer, uniquePrefix } from '../redis-harness.js'
 import { startServer, type LogLine } from '../server-process.js'
 
@@ -115,6 +117,48 @@ test('before the node started, POST /api/send answers 503 with Retry-After: star
   await app.listen({ port: 0, host: '127.0.0.1' })
   const later = await waitFor(async () => { const answer = await send(); return answer.statusCode === 200 ? answer : undefined }, 5000, 'the send to be taken once the node started')
   assert.deepEqual(Object.keys(later.json as object).sort(), ['id', 'seq'])
+})
+
+// ---- the example server as `npm start` and the image run it (dist/example/server.js) ----
+
+/** This process's environment without what would pull in Redis, MySQL, a config file or production mode. */
+function exampleEnv (extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env }
+  for (const name of ['REDIS_ADDR', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES', 'MYSQL_URL', 'MYSQL_HOST', 'WSC_CONFIG', 'NODE_OPTIONS', 'NODE_ENV', 'WSC_JWT_SECRET', 'WSC_API_TOKEN']) delete env[name]
+  return { ...env, HOST: '127.0.0.1', PORT: '0', METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', ...extra }
+}
+
+/** Runs the example server until it exits by itself (it is expected to refuse to start). */
+async function runToExit (t: TestContext, extra: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
+  requireBuild()
+  const child = spawn(process.execPath, [exampleServer], { env: exampleEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const code = await within(new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode))), 20_000, `the example server to exit (stdout: ${stdout})`)
+  return { code, stdout, stderr }
+}
+
+test('a config error is one line, exit code 2, pointing to docs/configuration.md where the package has it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wsc-example-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'config.yaml')
+  writeFileSync(file, 'websocket:\n  max_conections: 5\n')
+  const { code, stdout, stderr } = await runToExit(t, { WSC_CONFIG: file })
+  assert.equal(code, 2)
+  assert.equal(stdout, '')
+  assert.match(stderr, /^config: unknown key websocket\.max_conections in [^\n]*\n$/, 'one line, no stack trace')
+
+  const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { name: string, files: string[], homepage: string, repository: { url: string } }
+  const inPackage = new RegExp(`node_modules/${pkg.name}/(\\S+\\.md)\\b`).exec(stderr)?.[1]
+  assert.ok(inPackage !== undefined, `names the file inside the installed package: ${stderr}`)
+  assert.ok(existsSync(`${ROOT}${inPackage}`), `${inPackage} exists`)
+  assert.ok(pkg.files.some((entry) => inPackage === entry || inPackage.startsWith(`${entry}/`)), `${inPackage} ships in the npm tarball (files)`)
+  const repository = pkg.repository.url.replace(/^git\+/, '').replace(/\.git$/, '')
+  assert.ok(pkg.homepage.startsWith(repository))
+  assert.ok(stderr.includes(`${repository}/blob/main/${inPackage}`), `and its URL under the package's repository: ${stderr}`)
 })
 
 test('the start-up log gives the page, WebSocket and metrics URLs, and every line names its level', async (t) => {
