@@ -2,19 +2,28 @@ import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import { loadConfig, type WscConfig } from 'fastify-wsc'
 import { buildExampleApp } from './app.js'
+import { productionRefusal } from './production.js'
 
 const env = process.env
 const port = Number(env.PORT ?? env.WSC_NODE_PORT ?? 8080)
 const host = env.HOST ?? '0.0.0.0'
+
+// What is the operator's to fix gets one line and exit code 2, no stack trace.
+function refuse (line: string): never {
+  console.error(line)
+  process.exit(2)
+}
+
+// The image sets NODE_ENV=production: never run it with development tokens or an open /api.
+const refusal = productionRefusal(env)
+if (refusal !== undefined) refuse(refusal)
 
 // The deployment's environment (REDIS_ADDR, MYSQL_URL, POD_NAME, METRICS_PORT…) and config.yaml (WSC_CONFIG).
 let config: WscConfig
 try {
   config = loadConfig({ env })
 } catch (err) {
-  // A bad value is the operator's to fix: one line naming it, no stack trace.
-  console.error((err as Error).message)
-  process.exit(2)
+  refuse((err as Error).message)
 }
 
 const jwtSecret = env.WSC_JWT_SECRET

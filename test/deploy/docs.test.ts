@@ -75,6 +75,19 @@ test('every env var the guide names is read by the code or set by the kubelet', 
   }
 })
 
+test('the guide calls a Secret key required or optional as the pods reference it', () => {
+  const table = DOC.slice(DOC.indexOf('## 5.'), DOC.indexOf('## 6.'))
+  for (const overlay of OVERLAYS) {
+    for (const { name, valueFrom } of appContainer(render(overlay)).env) {
+      const ref = valueFrom?.secretKeyRef
+      if (ref === undefined) continue
+      const row = table.split('\n').find((line) => line.startsWith(`| \`${name}\` |`)) ?? ''
+      assert.match(row, new RegExp(`Secret \`${ref.name}\`, key \`${ref.key}\`, ${ref.optional === true ? 'optional' : 'required'} \\|`), `${overlay}: the env table's ${name} row`)
+      if (ref.optional !== true) assert.doesNotMatch(DOC, new RegExp(`\`${ref.key}\`[^.|\\n]*\\boptional\\b`), `nothing calls ${ref.key} optional`)
+    }
+  }
+})
+
 test('the guide\'s way to find errors in the logs matches an error line as the app writes it', () => {
   const grep = /^kubectl logs [^|\n]*\| (grep [^#\n]*?)\s*(?:#.*)?$/m.exec(CODE)?.[1]
   assert.ok(grep !== undefined, 'a kubectl logs … | grep command')

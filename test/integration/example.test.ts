@@ -141,6 +141,30 @@ async function runToExit (t: TestContext, extra: Record<string, string>): Promis
   return { code, stdout, stderr }
 }
 
+test('NODE_ENV=production refuses development auth and an open /api: exit code 2 and one line naming what to set', async (t) => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{}, /^NODE_ENV=production: set WSC_JWT_SECRET \([^)]+\) and WSC_API_TOKEN \([^)]+\)\n$/],
+    [{ WSC_JWT_SECRET: 's3cret' }, /^NODE_ENV=production: set WSC_API_TOKEN \([^)]+\)\n$/],
+    [{ WSC_API_TOKEN: 'ops' }, /^NODE_ENV=production: set WSC_JWT_SECRET \([^)]+\)\n$/],
+    [{ WSC_JWT_SECRET: '', WSC_API_TOKEN: 'ops' }, /^NODE_ENV=production: set WSC_JWT_SECRET \([^)]+\)\n$/]
+  ]
+  for (const [env, line] of cases) {
+    const { code, stdout, stderr } = await runToExit(t, { NODE_ENV: 'production', ...env })
+    assert.equal(code, 2, JSON.stringify(env))
+    assert.match(stderr, line, JSON.stringify(env))
+    assert.equal(stdout, '', 'it stops before the server starts')
+  }
+
+  // Both set: it starts, with JWTs only and a closed /api.
+  const server = await startServer(t, [exampleServer], { NODE_ENV: 'production', WSC_JWT_SECRET: 's3cret', WSC_API_TOKEN: 'ops' })
+  assert.equal((await TestClient.refusal(server.wsUrl('token=alice'))).statusCode, 401, 'no development tokens')
+  const alice = await TestClient.connect(server.wsUrl(`token=${signHs256({ sub: 'alice' }, 's3cret')}`))
+  assert.equal(alice.welcome?.userId, 'alice')
+  await alice.close()
+  assert.equal((await post(`${server.baseUrl}/api/send`, { to: { user: 'alice' }, data: 1 })).status, 401)
+  assert.equal((await post(`${server.baseUrl}/api/send`, { to: { user: 'alice' }, data: 1 }, { authorization: 'Bearer ops' })).status, 200)
+})
+
 test('a config error is one line, exit code 2, pointing to docs/configuration.md where the package has it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'wsc-example-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
