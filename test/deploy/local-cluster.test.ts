@@ -79,13 +79,19 @@ test('through nginx, clients of one machine and from different addresses reach e
   await assertStopped(cluster)
 })
 
-test('/metrics through nginx answers this host and refuses other addresses', async (t) => {
+test('/metrics and /api through nginx answer this host and refuse other addresses; the page is public', async (t) => {
   const cluster = await startLocalCluster({ redis: false, nodes: 1 })
   t.after(() => cluster.stop())
   // 127.0.0.1 is allowed: nginx proxies to the metrics port (a 502 until a node serves /metrics there).
   assert.notEqual(await statusFrom(`${cluster.url}/metrics`, '127.0.0.1'), 403)
   // 127.0.0.2 is in none of the allowed networks, like a public client.
   assert.equal(await statusFrom(`${cluster.url}/metrics`, '127.0.0.2'), 403)
+  assert.equal(await statusFrom(`${cluster.url}/api/nodes`, '127.0.0.1'), 200)
+  for (const path of ['/api/nodes', '/api/presence/alice', '//api/nodes', '/%61pi/nodes', '/ws/../api/nodes']) {
+    assert.equal(await statusFrom(`${cluster.url}${path}`, '127.0.0.2'), 403, `${path} from a public address`)
+  }
+  assert.equal(await statusFrom(`${cluster.url}/`, '127.0.0.2'), 200)
+  assert.equal(await statusFrom(`${cluster.url}/client.js`, '127.0.0.2'), 200)
 })
 
 test('a node that cannot start stops the whole cluster, with the line that says why', async () => {
