@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifySchemaValidationError, type FastifyServerOptions } from 'fastify'
 import wsc, { bearer, redactToken, serializeRequest, type WscOptions } from 'fastify-wsc'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -16,6 +16,21 @@ export interface ExampleOptions {
   /** fastify-wsc's options; the example server passes `loadConfig({ env: process.env })`. */
   wsc?: WscOptions
   fastify?: FastifyServerOptions
+}
+
+/** Seconds a caller waits before retrying a send the node could not take yet (starting, shutting down). */
+const RETRY_AFTER_SECONDS = 2
+
+const TARGETS = ['user', 'room', 'connection', 'broadcast']
+
+/** Ajv's errors for a send body as one sentence a caller can act on, instead of every failed branch of `oneOf`. */
+function sendBodyError (errors: FastifySchemaValidationError[]): Error {
+  if (errors.some((e) => e.instancePath === '/to' && e.keyword === 'oneOf')) return new Error(`to must be one of ${TARGETS.join(', ')}`)
+  const [first] = errors
+  const path = (first?.instancePath ?? '').split('/').filter((part) => part !== '').join('.')
+  if (first?.keyword === 'required') return new Error(`${path === '' ? '' : `${path}.`}${String(first.params.missingProperty)} is required`)
+  if (first?.keyword === 'const') return new Error(`${path} must be ${JSON.stringify(first.params.allowedValue)}`)
+  return new Error(`${path === '' ? 'body' : path} ${first?.message ?? 'is invalid'}`)
 }
 
 interface SendBody {
@@ -49,6 +64,8 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
   const app = Fastify({
     logger: {
       level: process.env.LOG_LEVEL ?? 'info',
+      // "level":"error" rather than 50, so `kubectl logs … | grep -i error` finds errors.
+      formatters: { level: (label) => ({ level: label }) },
       // Browsers send the token in ?token= on any path they try: never log it.
       serializers: { req: serializeRequest }
     },
@@ -82,7 +99,16 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
       })
     }
 
-    api.post<{ Body: SendBody }>('/send', { schema: sendSchema }, async (request) => {
+    // A send the node cannot take yet (starting) or any more (shutting down): a 503 the caller retries.
+    api.setErrorHandler(async (err: Error & { code?: string }, request, reply) => {
+      if (err.code !== 'WSC_ERR_CLOSED') throw err
+      const message = app.wsc.draining ? 'the node is shutting down; retry (another node takes it)' : 'the node is starting; retry shortly'
+      request.log.warn({ statusCode: 503 }, message)
+      return reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS))
+        .send({ statusCode: 503, code: err.code, error: 'Service Unavailable', message })
+    })
+
+    api.post<{ Body: SendBody }>('/send', { schema: sendSchema, schemaErrorFormatter: sendBodyError }, async (request) => {
       const { to, data } = request.body
       if ('user' in to) return app.wsc.sendToUser(to.user, data)
       if ('room' in to) return app.wsc.sendToRoom(to.room, data)

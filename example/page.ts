@@ -213,7 +213,7 @@ async function showNodes () {
   const list = $('nodes')
   list.replaceChildren()
   if (body === undefined) {
-    list.append(el('li', 'meta', 'the API is closed (WSC_API_TOKEN)'))
+    list.append(el('li', 'meta', 'the API is closed to this page (WSC_API_TOKEN, or not exposed here)'))
     return
   }
   for (const node of body.nodes) {

@@ -1,22 +1,33 @@
+import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
 import { loadConfig, type WscConfig } from 'fastify-wsc'
 import { buildExampleApp } from './app.js'
+import { productionRefusal } from './production.js'
 
 const env = process.env
 const port = Number(env.PORT ?? env.WSC_NODE_PORT ?? 8080)
 const host = env.HOST ?? '0.0.0.0'
+
+// What is the operator's to fix gets one line and exit code 2, no stack trace.
+function refuse (line: string): never {
+  console.error(line)
+  process.exit(2)
+}
+
+// The image sets NODE_ENV=production: never run it with development tokens or an open /api.
+const refusal = productionRefusal(env)
+if (refusal !== undefined) refuse(refusal)
 
 // The deployment's environment (REDIS_ADDR, MYSQL_URL, POD_NAME, METRICS_PORT…) and config.yaml (WSC_CONFIG).
 let config: WscConfig
 try {
   config = loadConfig({ env })
 } catch (err) {
-  // A bad value is the operator's to fix: one line naming it, no stack trace.
-  console.error((err as Error).message)
-  process.exit(2)
+  refuse((err as Error).message)
 }
 
-const app = await buildExampleApp({ jwtSecret: env.WSC_JWT_SECRET, apiToken: env.WSC_API_TOKEN, wsc: config })
+const jwtSecret = env.WSC_JWT_SECRET
+const app = await buildExampleApp({ jwtSecret, apiToken: env.WSC_API_TOKEN, wsc: config })
 
 // SIGTERM (a rolling deploy): drain, so clients move to other pods without losing messages, then close.
 // A second signal exits at once (code 1); so does a shutdown that outlives drain.timeout.
@@ -33,4 +44,16 @@ closeWithGrace({
 })
 
 await app.listen({ port, host })
-app.log.info({ nodeId: app.wsc.nodeId }, `fastify-wsc example on ws://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/ws?token=<user>`)
+
+/** A URL a browser on this machine can open for a server bound to `bound` (any address: loopback). */
+function local (scheme: string, bound: string, boundPort: number, path: string): string {
+  const name = bound === '0.0.0.0' || bound === '::' || bound === '' ? '127.0.0.1' : bound
+  return `${scheme}://${name.includes(':') ? `[${name}]` : name}:${boundPort}${path}`
+}
+const listening = (app.server.address() as AddressInfo).port
+const page = local('http', host, listening, '/')
+const ws = local('ws', host, listening, `/ws?token=${jwtSecret === undefined || jwtSecret === '' ? '<user>' : '<jwt>'}`)
+// WSC_METRICS_ENABLED=false leaves the metrics plugin out.
+const metricsPort = app.hasDecorator('wscMetrics') ? app.wscMetrics.port : undefined
+const metrics = metricsPort === undefined ? undefined : local('http', config.metrics.host, metricsPort, '/metrics')
+app.log.info({ nodeId: app.wscIdentity.current?.nodeId ?? app.wsc.nodeId, page, ws, metrics }, `fastify-wsc example: page ${page}  ws ${ws}${metrics === undefined ? '' : `  metrics ${metrics}`}`)

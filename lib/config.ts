@@ -92,6 +92,9 @@ function showValue (raw: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 
+/** Where a reader of a config error finds every key: the package ships docs/ (package.json `files`). */
+const CONFIG_DOCS = 'node_modules/fastify-wsc/docs/configuration.md (https://github.com/fastify-wsc/fastify-wsc/blob/main/docs/configuration.md)'
+
 const SECTIONS = ['server', 'redis', 'distributed', 'websocket', 'store', 'mysql', 'health', 'metrics', 'drain'] as const
 
 /** Flattens `{ websocket: { max_connections: 1 } }` into `websocket.max_connections`, rejecting unknown keys. */
@@ -113,7 +116,7 @@ function flatten (tree: unknown, origin: string, naming: 'snake' | 'camel'): Map
     for (const [name, value] of Object.entries(body)) {
       const canonical = known.get(`${section}.${name}`)
       if (canonical === undefined) {
-        throw new ConfigError(`config: unknown key ${section}.${name} in ${origin}; see docs/configuration.md for the keys`)
+        throw new ConfigError(`config: unknown key ${section}.${name} in ${origin}; the keys are in ${CONFIG_DOCS}`)
       }
       if (value !== undefined) out.set(canonical, value)
     }

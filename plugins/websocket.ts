@@ -118,7 +118,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
   if (givenAuthenticate === undefined) {
     fastify.log.warn('fastify-wsc: no authenticate hook given; every connection is an anonymous user')
   }
-  const router = givenRouter ?? (fastify.hasDecorator('wscRouter') ? fastify.wscRouter : new MemoryRouter())
+  const router: Router = givenRouter ?? (fastify.hasDecorator('wscRouter') ? fastify.wscRouter : new MemoryRouter())
   const ownsStore = givenStore === undefined && !fastify.hasDecorator('wscStore')
   const store = givenStore ?? (ownsStore ? defaultStore(fastify, limits) : fastify.wscStore)
   if (!fastify.hasDecorator('wscRouter')) fastify.decorate('wscRouter', router)
@@ -143,6 +143,12 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
   if (identity.current !== undefined) {
     const known = identity.current
     fastify.addHook('onReady', async () => start(known))
+    // The port comes from the listen port: the entry written at start had none, so write it once known.
+    if (known.port === undefined) {
+      fastify.addHook('onListen', async () => {
+        await router.refreshNode?.().catch((err: unknown) => fastify.log.warn({ err }, 'node registry: could not record the listen port before the next heartbeat'))
+      })
+    }
   } else {
     fastify.addHook('onListen', async () => start(await identity.resolved))
   }

@@ -275,7 +275,7 @@ export async function startLocalCluster (options: LocalClusterOptions = {}): Pro
   if (withRedis && (redisBin === undefined || !existsSync(redisBin))) {
     throw new ClusterError('redis-server is not installed: apt-get install redis-server')
   }
-  if (!existsSync(SERVER_ENTRY)) throw new ClusterError('dist/example/server.js is missing: run npm run build (npm run cluster does)')
+  if (!existsSync(SERVER_ENTRY)) throw new ClusterError('dist/example/server.js is missing: run npm run compile (npm run cluster does)')
 
   const dir = mkdtempSync(join(tmpdir(), 'wsc-cluster-'))
   // nginx workers run as nobody when the master is root; they need to reach their temp paths here.

@@ -136,6 +136,10 @@ export class RedisRouter implements Router {
     }
   }
 
+  async refreshNode (): Promise<void> {
+    if (this.#started) await this.#registry.write()
+  }
+
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true

@@ -79,6 +79,11 @@ export interface Router {
   start (node: LocalNode, onEvent: (event: RoutedEvent) => void): Promise<void>
   /** Deregisters the node, drops this node's presence and closes every connection it opened. */
   close (): Promise<void>
+  /**
+   * The node's facts changed (its port, once the server listens): rewrite its registry entry now rather
+   * than at the next heartbeat. A router that reads them only when asked need not have it.
+   */
+  refreshNode? (): Promise<void>
   status (): RouterStatus
 
   addPresence (userId: string, connectionId: string): Promise<void>

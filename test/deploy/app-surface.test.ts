@@ -25,7 +25,7 @@ test('probes and the Ingress hit routes of the example app, on the port it liste
   for (const overlay of OVERLAYS) {
     const resources = render(overlay)
     const container = appContainer(resources)
-    const env = podEnv(container, 'wsc-0', '10.244.1.5', { 'redis/redis-password': '', 'wsc-auth/jwt-secret': 'x' })
+    const env = podEnv(container, 'wsc-0', '10.244.1.5', { 'redis/redis-password': '', 'wsc-auth/jwt-secret': 'x', 'wsc-auth/api-token': 'y' })
     // example/server.ts: listens on PORT, else WSC_NODE_PORT, else 8080; metrics on METRICS_PORT (8081).
     const listenPort = Number(env.PORT ?? env.WSC_NODE_PORT ?? 8080)
     const metricsPort = Number(env.METRICS_PORT ?? 8081)

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import { CONFIG_KEYS } from '../../lib/config.js'
@@ -72,6 +73,28 @@ test('every env var the guide names is read by the code or set by the kubelet', 
   for (const overlay of OVERLAYS) {
     for (const { name } of appContainer(render(overlay)).env) assert.ok(documented.has(name), `${overlay}: ${name} is in the guide's env table`)
   }
+})
+
+test('the guide calls a Secret key required or optional as the pods reference it', () => {
+  const table = DOC.slice(DOC.indexOf('## 5.'), DOC.indexOf('## 6.'))
+  for (const overlay of OVERLAYS) {
+    for (const { name, valueFrom } of appContainer(render(overlay)).env) {
+      const ref = valueFrom?.secretKeyRef
+      if (ref === undefined) continue
+      const row = table.split('\n').find((line) => line.startsWith(`| \`${name}\` |`)) ?? ''
+      assert.match(row, new RegExp(`Secret \`${ref.name}\`, key \`${ref.key}\`, ${ref.optional === true ? 'optional' : 'required'} \\|`), `${overlay}: the env table's ${name} row`)
+      if (ref.optional !== true) assert.doesNotMatch(DOC, new RegExp(`\`${ref.key}\`[^.|\\n]*\\boptional\\b`), `nothing calls ${ref.key} optional`)
+    }
+  }
+})
+
+test('the guide\'s way to find errors in the logs matches an error line as the app writes it', () => {
+  const grep = /^kubectl logs [^|\n]*\| (grep [^#\n]*?)\s*(?:#.*)?$/m.exec(CODE)?.[1]
+  assert.ok(grep !== undefined, 'a kubectl logs … | grep command')
+  // pino's line with level names (example/app.ts); test/integration/example.test.ts runs it on a live node's log.
+  const line = '{"level":"error","time":1,"pid":1,"hostname":"wsc-0","msg":"unavailable: Redis: Connection is closed."}\n'
+  assert.equal(spawnSync('sh', ['-c', grep], { input: line, encoding: 'utf8' }).stdout, line)
+  assert.equal(spawnSync('sh', ['-c', grep], { input: '{"level":"info","msg":"closing"}\n', encoding: 'utf8' }).stdout, '')
 })
 
 test('redis-cli commands use the keys and channels of the Redis contract, and never KEYS', () => {

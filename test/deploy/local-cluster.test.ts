@@ -6,7 +6,7 @@ import { request } from 'node:http'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { ClusterError, startLocalCluster, type LocalCluster } from '../../scripts/local-cluster.js'
-import { TestClient, within } from '../helper.js'
+import { TestClient, waitFor, within } from '../helper.js'
 import { spreadOverNodes } from './loopback-client.js'
 import { ROOT } from './pod.js'
 
@@ -79,13 +79,19 @@ test('through nginx, clients of one machine and from different addresses reach e
   await assertStopped(cluster)
 })
 
-test('/metrics through nginx answers this host and refuses other addresses', async (t) => {
+test('/metrics and /api through nginx answer this host and refuse other addresses; the page is public', async (t) => {
   const cluster = await startLocalCluster({ redis: false, nodes: 1 })
   t.after(() => cluster.stop())
   // 127.0.0.1 is allowed: nginx proxies to the metrics port (a 502 until a node serves /metrics there).
   assert.notEqual(await statusFrom(`${cluster.url}/metrics`, '127.0.0.1'), 403)
   // 127.0.0.2 is in none of the allowed networks, like a public client.
   assert.equal(await statusFrom(`${cluster.url}/metrics`, '127.0.0.2'), 403)
+  assert.equal(await statusFrom(`${cluster.url}/api/nodes`, '127.0.0.1'), 200)
+  for (const path of ['/api/nodes', '/api/presence/alice', '//api/nodes', '/%61pi/nodes', '/ws/../api/nodes']) {
+    assert.equal(await statusFrom(`${cluster.url}${path}`, '127.0.0.2'), 403, `${path} from a public address`)
+  }
+  assert.equal(await statusFrom(`${cluster.url}/`, '127.0.0.2'), 200)
+  assert.equal(await statusFrom(`${cluster.url}/client.js`, '127.0.0.2'), 200)
 })
 
 test('a node that cannot start stops the whole cluster, with the line that says why', async () => {
@@ -129,6 +135,14 @@ test('npm run cluster prints a URL per node; users on two nodes reach each other
   const { cli, exited, output } = await startCli(t, [])
   const nodeUrls = new Map([...output().matchAll(/^ {2}(wsc-\d): http:\/\/127\.0\.0\.1:(\d+)\/ {2}(ws:\/\/127\.0\.0\.1:\2\/ws)\?token=alice {2}metrics http:\/\/127\.0\.0\.1:\d+\/metrics$/gm)].map((m) => [m[1] as string, m[3] as string]))
   assert.deepEqual([...nodeUrls.keys()], NODE_IDS, 'a line per node with its page, WebSocket and metrics URLs')
+
+  // The nodes get PORT, not WSC_NODE_PORT: each registers the port it listens on.
+  const wsc0 = new URL(nodeUrls.get('wsc-0') ?? '').port
+  const listed = await waitFor(async () => {
+    const { nodes } = await (await fetch(`http://127.0.0.1:${wsc0}/api/nodes`)).json() as { nodes: Array<{ id: string, port: number | null }> }
+    return nodes.length === NODE_IDS.length && nodes.every((node) => node.port !== null) ? nodes : undefined
+  }, 5000, 'every node in the registry with its port')
+  assert.deepEqual(listed.map((node) => [node.id, node.port]), NODE_IDS.map((id) => [id, Number(new URL(nodeUrls.get(id) ?? '').port)]))
 
   // One user on wsc-0's URL, one on wsc-1's: a message crosses from one node to the other.
   const alice = await TestClient.connect(`${nodeUrls.get('wsc-0') ?? ''}?token=alice`)

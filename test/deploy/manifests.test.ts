@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { CONFIG_KEYS, loadConfig } from '../../lib/config.js'
 import { resolveNodeIdentity } from '../../lib/node-identity.js'
+import { productionRefusal } from '../../example/production.js'
 import { unknownFields, validateSchema } from './kube-schema.js'
 import { manifestId, type Manifest } from './kustomize.js'
 import {
@@ -193,7 +194,7 @@ test('node ids: StatefulSet pods are wsc-0, wsc-1, … from POD_NAME; Deployment
     { overlay: 'deployment' as const, pod: 'wsc-7d8f9c-abc12', source: 'HOSTNAME' }
   ]
   for (const { overlay, pod, source } of cases) {
-    const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'redis/redis-password': '', 'wsc-auth/jwt-secret': 'x' })
+    const env = podEnv(appContainer(render(overlay)), pod, '10.244.1.5', { 'redis/redis-password': '', 'wsc-auth/jwt-secret': 'x', 'wsc-auth/api-token': 'y' })
     // The kubelet sets HOSTNAME to the pod name in every pod; POD_NAME comes first where it is set.
     const config = loadConfig({ env: { HOSTNAME: pod, ...env, WSC_CONFIG: '' } })
     const identity = resolveNodeIdentity(config.server)
@@ -216,7 +217,7 @@ test('every env var the manifests set is read by the config loader, node identit
 /** The pod's configuration as the example app loads it: the container's env and the mounted ConfigMap. */
 function podConfig (overlay: typeof OVERLAYS[number], dir: string): { env: NodeJS.ProcessEnv, file: Record<string, unknown>, config: ReturnType<typeof loadConfig> } {
   const resources = render(overlay)
-  const env = podEnv(appContainer(resources), 'wsc-0', '10.244.1.5', { 'redis/redis-password': 's3cret', 'wsc-auth/jwt-secret': 'x' })
+  const env = podEnv(appContainer(resources), 'wsc-0', '10.244.1.5', { 'redis/redis-password': 's3cret', 'wsc-auth/jwt-secret': 'x', 'wsc-auth/api-token': 'y' })
   const configMap = byKind<Manifest & { data: Record<string, string> }>(resources, 'ConfigMap').find((c) => c.metadata.name === 'wsc-config')
   const text = configMap?.data['config.yaml'] ?? ''
   const path = join(dir, `${overlay}.yaml`)
@@ -259,7 +260,7 @@ test('config.yaml of the ConfigMap loads through loadConfig with the pod env, mo
     const resources = render(overlay)
     const container = appContainer(resources)
     const podSpec = workloadOf(resources).spec.template.spec
-    const env = podEnv(container, 'wsc-0', '10.244.1.5', { 'redis/redis-password': 's3cret', 'wsc-auth/jwt-secret': 'x' })
+    const env = podEnv(container, 'wsc-0', '10.244.1.5', { 'redis/redis-password': 's3cret', 'wsc-auth/jwt-secret': 'x', 'wsc-auth/api-token': 'y' })
 
     const mount = container.volumeMounts?.find((m) => env.WSC_CONFIG?.startsWith(`${m.mountPath}/`))
     assert.ok(mount, `${overlay}: WSC_CONFIG=${env.WSC_CONFIG} is inside a volume mount`)
@@ -285,13 +286,22 @@ test('config.yaml of the ConfigMap loads through loadConfig with the pod env, mo
   }
 })
 
-test('the Secrets the pod reads are required: a missing one stops the pod by name, never a pod without a password or with development tokens', () => {
+test('the Secrets the pod reads are required: a missing one stops the pod by name, never a pod without a password, with development tokens or an open /api', () => {
+  // The image runs the example with NODE_ENV=production, which refuses to start without both tokens.
+  const nodeEnv = /^ENV\s+NODE_ENV=(\S+)$/m.exec(readFileSync(`${ROOT}Dockerfile`, 'utf8'))?.[1]
+  assert.equal(nodeEnv, 'production')
+  const secrets = { 'redis/redis-password': '', 'wsc-auth/jwt-secret': 'x', 'wsc-auth/api-token': 'y' }
   for (const overlay of OVERLAYS) {
     const container = appContainer(render(overlay))
     const env = container.env
     assert.deepEqual(env.find((v) => v.name === 'REDIS_PASSWORD')?.valueFrom?.secretKeyRef, { name: 'redis', key: 'redis-password' }, 'the Secret the Bitnami chart creates')
-    assert.equal(env.find((v) => v.name === 'WSC_JWT_SECRET')?.valueFrom?.secretKeyRef?.optional, undefined)
-    assert.throws(() => podEnv(container, 'wsc-0', '10.0.0.1', { 'wsc-auth/jwt-secret': 'x' }), /required secret redis\/redis-password/)
-    assert.throws(() => podEnv(container, 'wsc-0', '10.0.0.1', { 'redis/redis-password': 'x' }), /required secret wsc-auth\/jwt-secret/)
+    for (const [name, key] of [['WSC_JWT_SECRET', 'jwt-secret'], ['WSC_API_TOKEN', 'api-token']]) {
+      assert.deepEqual(env.find((v) => v.name === name)?.valueFrom?.secretKeyRef, { name: 'wsc-auth', key }, `${overlay}: ${name} from Secret wsc-auth, required`)
+    }
+    for (const missing of Object.keys(secrets)) {
+      const given = Object.fromEntries(Object.entries(secrets).filter(([ref]) => ref !== missing))
+      assert.throws(() => podEnv(container, 'wsc-0', '10.0.0.1', given), new RegExp(`required secret ${missing}\\b`), `${overlay}: without ${missing} the pod does not start`)
+    }
+    assert.equal(productionRefusal({ ...podEnv(container, 'wsc-0', '10.0.0.1', secrets), NODE_ENV: nodeEnv }), undefined, `${overlay}: the image starts with what the pod gets`)
   }
 })

@@ -73,7 +73,9 @@ test('nginx -t passes on the loopback configuration the local cluster generates'
   assert.match(readFileSync(join(dir, 'nginx.conf'), 'utf8'), /^daemon off;$/m, 'nginx stays in the foreground, a child of the script')
 })
 
-test('k8s/nginx balances with ip_hash, upgrades WebSockets, keeps them an hour, and keeps /metrics private', () => {
+const PRIVATE = ['127.0.0.1', '::1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16']
+
+test('k8s/nginx balances with ip_hash, upgrades WebSockets, keeps them an hour, and keeps /metrics and /api private', () => {
   assert.match(block(SITE, /upstream wsc_backend/), /^\s*ip_hash;/m)
   const map = block(SITE, /map \$http_upgrade \$connection_upgrade/)
   assert.match(map, /default\s+upgrade;/)
@@ -90,9 +92,14 @@ test('k8s/nginx balances with ip_hash, upgrades WebSockets, keeps them an hour, 
   assert.match(block(LOCATIONS, /location = \/health/), /proxy_pass http:\/\/wsc_backend;/)
   const metrics = block(LOCATIONS, /location = \/metrics/)
   assert.match(metrics, /proxy_pass http:\/\/wsc_metrics;/)
-  const allowed = [...metrics.matchAll(/allow (\S+);/g)].map((m) => m[1])
-  assert.deepEqual(allowed, ['127.0.0.1', '::1', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'])
+  assert.deepEqual([...metrics.matchAll(/allow (\S+);/g)].map((m) => m[1]), PRIVATE)
   assert.match(metrics, /deny all;\s*$/m)
+  // The example's send API: every /api/ path, from this host and the private networks only.
+  const api = block(LOCATIONS, /location \/api\//)
+  assert.deepEqual([...api.matchAll(/allow (\S+);/g)].map((m) => m[1]), PRIVATE)
+  assert.match(api, /deny all;\s*$/m)
+  assert.match(api, /proxy_pass http:\/\/wsc_backend;/)
+  assert.deepEqual([...LOCATIONS.matchAll(/^location\s+([^{]+?)\s*\{/gm)].map((m) => m[1]), ['/ws', '= /health', '= /metrics', '/api/', '/'], 'no other location reaches /api')
   assert.match(SITE, /:30080/, 'the http NodePort of k8s/components/nodeport')
   assert.match(SITE, /:30081/, 'the metrics NodePort of k8s/components/nodeport')
 })

@@ -107,7 +107,7 @@ export function envReadBy (file: string): Set<string> {
 export function envReadByCode (): Map<string, string> {
   const readers = new Map<string, string>()
   for (const spec of CONFIG_KEYS) for (const name of spec.env ?? []) readers.set(name, `config key ${spec.key}`)
-  for (const file of ['lib/config.ts', 'example/server.ts', 'example/app.ts']) {
+  for (const file of ['lib/config.ts', 'example/server.ts', 'example/app.ts', 'example/production.ts']) {
     for (const name of envReadBy(file)) if (!readers.has(name)) readers.set(name, file)
   }
   return readers
