@@ -100,7 +100,12 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
     }
 
     // A send the node cannot take yet (starting) or any more (shutting down): a 503 the caller retries.
-    api.setErrorHandler(async (err: Error & { code?: string }, request, reply) => {
+    api.setErrorHandler(async (err: Error & { code?: string, id?: string, seq?: number }, request, reply) => {
+      // Stored, so the user gets it when its connections catch up or resume: accepted, not pushed live yet.
+      if (err.code === 'WSC_ERR_STORED_NOT_DELIVERED') {
+        request.log.warn({ err, statusCode: 202 }, 'message stored but not pushed live yet')
+        return reply.code(202).send({ id: err.id, seq: err.seq, live: false })
+      }
       if (err.code !== 'WSC_ERR_CLOSED') throw err
       const message = app.wsc.draining ? 'the node is shutting down; retry (another node takes it)' : 'the node is starting; retry shortly'
       request.log.warn({ statusCode: 503 }, message)
@@ -110,7 +115,9 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
 
     api.post<{ Body: SendBody }>('/send', { schema: sendSchema, schemaErrorFormatter: sendBodyError }, async (request) => {
       const { to, data } = request.body
-      if ('user' in to) return app.wsc.sendToUser(to.user, data)
+      // A retry with the same key stores nothing new and answers the first message's id and seq.
+      const key = request.headers['idempotency-key']
+      if ('user' in to) return app.wsc.sendToUser(to.user, data, typeof key === 'string' ? { id: key } : {})
       if ('room' in to) return app.wsc.sendToRoom(to.room, data)
       if ('connection' in to) return app.wsc.sendToConnection(to.connection, data)
       return app.wsc.broadcast(data)

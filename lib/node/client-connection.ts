@@ -41,6 +41,8 @@ export interface ConnectionSettings {
 interface HeldFrame {
   frame: Buffer
   seq: number | undefined
+  /** The seq before this one in the user's stream; undefined: seq - 1. */
+  prevSeq: number | undefined
   /** performance.now() when routed here; undefined for a delivery that is not timed. */
   enqueuedAt: number | undefined
   publishedAt: number | undefined
@@ -113,10 +115,11 @@ export class ClientConnection {
    * Delivers a routed frame; held while a replay runs. User messages (with `seq`) go out in ascending
    * seq order: one already sent is skipped, one above the next seq first has the gap read from the store.
    * `publishedAt` (epoch ms) is when the sending node published it; `timed` deliveries report their
-   * latency to `onDelivered`.
+   * latency to `onDelivered`. `prevSeq` is the seq before this one in the user's stream (the first
+   * message of a new stream follows none): only seqs between it and the last one sent make a gap.
    */
-  deliver (frame: Buffer, seq?: number, publishedAt?: number, timed = true): boolean {
-    const routed = { frame, seq, enqueuedAt: timed ? performance.now() : undefined, publishedAt }
+  deliver (frame: Buffer, seq?: number, publishedAt?: number, timed = true, prevSeq?: number): boolean {
+    const routed = { frame, seq, prevSeq, enqueuedAt: timed ? performance.now() : undefined, publishedAt }
     if (this.#held !== undefined) {
       if (this.#held.length >= this.#settings.messageBufferSize) {
         this.#overflow()
@@ -133,7 +136,7 @@ export class ClientConnection {
     const { seq } = routed
     if (seq !== undefined) {
       if (seq <= this.#userSeq) return false
-      if (seq > this.#userSeq + 1 && seq > settledSeq) {
+      if (seq > this.#userSeq + 1 && (routed.prevSeq ?? seq - 1) > this.#userSeq && seq > settledSeq) {
         // Another node's lower seq may still be in flight: sending this first would make the client's
         // highest seq skip it on a resume. The store has every seq below this one; read them first.
         this.#held = [routed]

@@ -82,7 +82,7 @@ export class LocalHub {
   }
 
   /** Writes the frame to every local connection the target names; returns how many took it. */
-  deliver (target: Target, frame: string, seq?: number, publishedAt?: number): number {
+  deliver (target: Target, frame: string, seq?: number, publishedAt?: number, prevSeq?: number): number {
     const recipients = 'user' in target
       ? this.#byUser.get(target.user)
       : 'room' in target
@@ -92,11 +92,11 @@ export class LocalHub {
           : this.#connections.values()
     if (recipients === undefined) return 0
     const bytes = Buffer.from(frame)
-    if (!(Symbol.iterator in recipients)) return recipients.deliver(bytes, seq, publishedAt) ? 1 : 0
+    if (!(Symbol.iterator in recipients)) return recipients.deliver(bytes, seq, publishedAt, true, prevSeq) ? 1 : 0
     let delivered = 0
     for (const connection of recipients) {
       // Timing every recipient of a large fan-out costs more than the fan-out itself: the first few represent it.
-      if (connection.deliver(bytes, seq, publishedAt, delivered < TIMED_RECIPIENTS)) delivered++
+      if (connection.deliver(bytes, seq, publishedAt, delivered < TIMED_RECIPIENTS, prevSeq)) delivered++
     }
     return delivered
   }

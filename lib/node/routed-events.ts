@@ -20,7 +20,7 @@ export interface RoutedEventContext {
 export function applyRoutedEvent ({ hub, router, observer, log }: RoutedEventContext, event: RoutedEvent): void {
   switch (event.kind) {
     case 'deliver':
-      observer.messagesOut(targetKind(event.target), hub.deliver(event.target, event.frame, event.seq, event.publishedAt))
+      observer.messagesOut(targetKind(event.target), hub.deliver(event.target, event.frame, event.seq, event.publishedAt, event.prevSeq))
       return
     case 'kick':
       for (const connection of hub.user(event.userId)) connection.close(event.code, event.reason)

@@ -67,7 +67,7 @@ export class Sender {
       }
       const stored = await this.#options.store.append(userId, { ...message, to }, { idempotent: options.id !== undefined })
       try {
-        await this.#options.router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq, publishedAt: Date.now() })
+        await this.#options.router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq, prevSeq: stored.prevSeq, publishedAt: Date.now() })
       } catch (err) {
         throw new StoredNotDeliveredError(stored.id, stored.seq, err)
       }

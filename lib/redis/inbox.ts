@@ -90,8 +90,10 @@ export class RedisInbox {
   async append (userId: string, message: Omit<Message, 'seq'>, options: AppendOptions = {}): Promise<StoredMessage> {
     try {
       const args = [...this.#bounds, message.id, message.from ?? '', message.ts, message.dataJson, options.idempotent === true ? '1' : '']
-      const seq = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', this.#streamKeys(userId), args))
-      return { ...message, seq: Number(seq) }
+      const [seq, prev] = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', this.#streamKeys(userId), args)) as [string, string]
+      const stored: StoredMessage = { ...message, seq: Number(seq) }
+      if (Number(prev) !== stored.seq - 1) stored.prevSeq = Number(prev)
+      return stored
     } catch (err) {
       throw unavailable(err)
     }

@@ -60,13 +60,15 @@ return published`
  * received more than 256 messages per ms on average since its counter was last started. KEYS seq, inbox.
  */
 const START_COUNTER = `
+local started = nil
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local now = redis.call('TIME')
   local start = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) * 256
+  started = 0
   local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
   if #top > 0 then
-    local newest = tonumber(string.match(top[1][1], '^(%d+)'))
-    if newest > start then start = newest end
+    started = tonumber(string.match(top[1][1], '^(%d+)'))
+    if started > start then start = started end
   end
   redis.call('SET', KEYS[1], string.format('%.0f', start))
 end
@@ -105,23 +107,25 @@ end
 
 /**
  * KEYS seq, inbox, ids, bytes, acked; ARGV maxlen, maxbytes, ttl, id, from ('' = null), ts, data,
- * idempotent ('1' or '') → the new seq, numbered and appended atomically. An idempotent message whose
- * id the user's ids hold is not appended again: its seq comes back.
+ * idempotent ('1' or '') → { the new seq, the seq before it in the stream } (a new counter follows the
+ * newest entry its stream still holds, or none: 0), numbered and appended atomically. An idempotent
+ * message whose id the user's ids hold is not appended again: its seq comes back.
  */
 const INBOX_APPEND = `
 if ARGV[8] == '1' then
   local known = redis.call('ZSCORE', KEYS[3], ARGV[4])
-  if known then return string.format('%.0f', tonumber(known)) end
+  if known then return { string.format('%.0f', tonumber(known)), string.format('%.0f', tonumber(known) - 1) } end
 end
 ` + START_COUNTER + `
 local seq = string.format('%.0f', redis.call('INCR', KEYS[1]))
+local prev = started or (tonumber(seq) - 1)
 local fields = { 'i', ARGV[4], 'ts', ARGV[6], 'd', ARGV[7] }
 if ARGV[5] ~= '' then fields[#fields + 1] = 'f'; fields[#fields + 1] = ARGV[5] end
 redis.call('XADD', KEYS[2], seq .. '-0', unpack(fields))
 redis.call('INCRBY', KEYS[4], #ARGV[7])
 if ARGV[8] == '1' then redis.call('ZADD', KEYS[3], seq, ARGV[4]) end
 ` + KEEP_BOUNDS + `
-return seq
+return { seq, string.format('%.0f', prev) }
 `
 
 /**

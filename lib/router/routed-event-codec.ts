@@ -23,7 +23,7 @@ const isInt = (value: unknown): value is number => Number.isSafeInteger(value)
 
 export function encodeRoutedEvent (origin: string, event: RoutedEvent): string {
   if (event.kind !== 'deliver') return JSON.stringify({ ...event, origin })
-  const seq = event.seq === undefined ? '' : `,"seq":${event.seq}`
+  const seq = event.seq === undefined ? '' : `,"seq":${event.seq}${isInt(event.prevSeq) ? `,"prevSeq":${event.prevSeq}` : ''}`
   const publishedAt = isInt(event.publishedAt) ? `,"publishedAt":${event.publishedAt}` : ''
   return `{"kind":"deliver","origin":${JSON.stringify(origin)},"target":${JSON.stringify(event.target)}${seq}${publishedAt}}\n${event.frame}`
 }
@@ -53,6 +53,7 @@ export function decodeChannelMessage (text: string): ChannelMessage | undefined 
       if (newline < 0 || target === null || typeof target !== 'object') return undefined
       const event: RoutedEvent = { kind: 'deliver', target: target as never, frame: text.slice(newline + 1) }
       if (isInt(header.seq)) event.seq = header.seq
+      if (isInt(header.prevSeq)) event.prevSeq = header.prevSeq
       // Missing or malformed (an older sender): the message is still delivered, only without a latency sample.
       if (isInt(header.publishedAt)) event.publishedAt = header.publishedAt
       return { origin, event }

@@ -33,6 +33,8 @@ export type RoutedEvent =
     target: Target
     frame: string
     seq?: number
+    /** The seq before `seq` in the user's stream, when it is not `seq - 1` (the first of a new stream: 0). */
+    prevSeq?: number
     /** Epoch ms when the sending node handed it to the router (publish-to-write latency); routers carry it across nodes. */
     publishedAt?: number
   }

@@ -74,6 +74,8 @@ export class MemoryMessageStore implements MessageStore {
     }
     this.#inboxes.set(userId, inbox)
     const stored: StoredMessage = { ...message, seq: ++inbox.seq }
+    // A stream made again after its user was dropped starts above every earlier seq: nothing is between.
+    if (stored.seq > 1 && inbox.messages.length === 0 && inbox.seq - 1 === this.#droppedSeq) stored.prevSeq = 0
     inbox.messages.push(stored)
     this.#hold(inbox, sizeOf(stored))
     this.#trim(inbox)

@@ -7,6 +7,8 @@ import type { Message } from '../protocol.js'
 /** A user-addressed message with its per-user sequence number. */
 export interface StoredMessage extends Message {
   seq: number
+  /** From `append`: the seq before this one in the user's stream when it is not `seq - 1` (the first message of a new stream follows none: 0). */
+  prevSeq?: number
 }
 
 /** What a store promises once `append` resolves; docs/delivery.md explains each. */

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { waitFor, type TestClient } from '../helper.js'
-import { startNodes, startRedisServer, uniquePrefix } from '../redis-harness.js'
+import { redisClient, startNodes, startRedisServer, uniquePrefix } from '../redis-harness.js'
 import { connect } from './redis-scenarios.js'
 
 const USERS = 60
@@ -46,3 +46,21 @@ for (const persistence of ['none', 'aof'] as const) {
     assert.deepEqual(missing, [], `${missing.length} of ${USERS} open connections never got their message`)
   })
 }
+
+test('the first live message of a new user costs no store read: a connection starts at its welcome seq', async (t) => {
+  const server = await startRedisServer(t)
+  const [a, b] = await startNodes(t, 2, { prefix: uniquePrefix(), addr: server.addr, heartbeatMs: 300 })
+  assert.ok(a && b)
+  const redis = redisClient(t, server.addr)
+  const xranges = async (): Promise<number> => Number(/cmdstat_xrange:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0)
+  const before = await xranges()
+  const newcomer = await connect(t, b, 'newcomer')
+  // The welcome's head (the oldest entry) and the replay after it read the stream: once both have, the connection is live.
+  await waitFor(async () => await xranges() - before >= 2, 5000, 'the connection\'s replay to end')
+  const sent = await a.app.wsc.sendToUser('newcomer', 'first ever')
+  const message = await newcomer.next('message')
+  assert.equal(message.seq, sent.seq)
+  await b.app.wsc.sendToUser('newcomer', 'second')
+  assert.equal((await newcomer.next('message')).seq, (sent.seq as number) + 1)
+  assert.equal(await xranges() - before, 2, 'no replay of a gap that is not there')
+})

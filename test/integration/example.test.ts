@@ -73,6 +73,25 @@ test('POST /api/send reaches a user (with seq), a room and everyone; GET /api/pr
   assert.deepEqual(nodes.nodes.map((n) => [n.id, n.connections]), [['example-test', 1]])
 })
 
+test('POST /api/send with an Idempotency-Key: a retry stores nothing new and answers the first id and seq', async (t) => {
+  const { base, ws } = await start(t)
+  const headers = { 'idempotency-key': 'invoice-7:paid' }
+  const first = await post(`${base}/api/send`, { to: { user: 'erin' }, data: { paid: 7 } }, headers)
+  const retry = await post(`${base}/api/send`, { to: { user: 'erin' }, data: { paid: 7 } }, headers)
+  assert.equal(first.status, 200)
+  assert.deepEqual(retry.json, first.json)
+  assert.deepEqual(first.json, { id: 'invoice-7:paid', seq: 1 })
+  const bad = await post(`${base}/api/send`, { to: { user: 'erin' }, data: 1 }, { 'idempotency-key': 'not a key' })
+  assert.equal(bad.status, 400)
+  assert.match(String(bad.json.message), /id must be 1 to 128 characters/)
+  const erin = await TestClient.connect(`${ws}?token=erin&since=0`)
+  assert.deepEqual((await erin.next('message')).id, 'invoice-7:paid')
+  erin.send({ type: 'ping' })
+  await erin.next('pong')
+  assert.equal(erin.frames.filter((frame) => frame.type === 'message').length, 0, 'one message, not two')
+  await erin.close()
+})
+
 test('POST /api/send refuses bad bodies with 400 and one sentence saying what to fix', async (t) => {
   const { base } = await start(t)
   const refusals: Array<[unknown, string]> = [
