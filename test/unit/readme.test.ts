@@ -42,7 +42,7 @@ test('every npx command in README.md and docs/ runs without a prompt: a package 
   assert.ok(commands > 0)
 })
 
-test('package.json says where the repository, its docs and its issues are (npm shows them; the tarball has no docs/)', () => {
+test('package.json says where the repository, its docs and its issues are (npm shows them)', () => {
   const url = /^git\+(https:\/\/github\.com\/[\w.-]+\/[\w.-]+)\.git$/.exec(pkg.repository?.url ?? '')?.[1]
   assert.equal(pkg.repository?.type, 'git')
   assert.ok(url, `repository.url is a git+https GitHub URL: ${pkg.repository?.url ?? 'missing'}`)
