@@ -67,7 +67,9 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
     // The dashboards also chart request durations on the public port.
     metrics: { ...options.wsc?.metrics, routeMetrics: true },
     // In development the token is the user id; with a secret, an HS256 JWT whose `sub` is the user id.
-    authenticate: bearer((token) => jwtSecret === undefined || jwtSecret === '' ? token : verifyHs256(token, jwtSecret))
+    authenticate: bearer((token) => jwtSecret === undefined || jwtSecret === '' ? token : verifyHs256(token, jwtSecret)),
+    // The demo page sends direct messages: clients may publish to any user, and to rooms they joined.
+    authorizePublish: ({ to, rooms }) => 'user' in to || rooms.has(to.room)
   })
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(demoPage))

@@ -37,7 +37,7 @@ export interface WebsocketPluginOptions extends ConfigSectionInput<'websocket'> 
   authenticate?: Authenticate | undefined
   /** Whether a connection may join a room. Default: any room. */
   authorizeJoin?: AuthorizeJoin | undefined
-  /** Whether a connection may publish. Default: to rooms it has joined, and to any user. */
+  /** Whether a connection may publish. Default: only to rooms it has joined; allow `{ user }` targets here to let clients send direct messages. */
   authorizePublish?: AuthorizePublish | undefined
   /** Messages kept per user by the default store (in memory, or in Redis with `redis-router`); `store.inbox_size`. */
   inboxSize?: number | string | undefined

@@ -3,7 +3,10 @@ import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
 import { upgradeInProcess, type ClientWire } from './in-process-upgrade.js'
-import wsc, { type WscOptions } from '../plugins/index.js'
+import wsc, { type AuthorizePublish, type WscOptions } from '../plugins/index.js'
+
+/** An `authorizePublish` that lets clients send direct messages (the library default allows joined rooms only). */
+export const directMessages: AuthorizePublish = ({ to, rooms }) => 'user' in to || rooms.has(to.room)
 
 /** The test apps' `authenticate`: the `token` query parameter is the user id. */
 const tokenIsUserId = (request: { url: string }): { userId: string } | null => {

@@ -34,7 +34,10 @@ export interface AuthorizePublishContext {
 
 /** Decides whether a connection may join a room. Default: any room. */
 export type AuthorizeJoin = (context: AuthorizeJoinContext) => boolean | Promise<boolean>
-/** Decides whether a connection may publish. Default: rooms the sender has joined, and any user. */
+/**
+ * Decides whether a connection may publish. Default: only to rooms the sender has joined; publishing
+ * to users (direct messages, each stored for the recipient) is the app's to allow.
+ */
 export type AuthorizePublish = (context: AuthorizePublishContext) => boolean | Promise<boolean>
 
 export interface MessageEvent { connectionId: string, userId: string, to: { user: string } | { room: string }, data: unknown, id: string }
@@ -55,7 +58,7 @@ export interface ClientFramesOptions {
 
 const EMPTY_ROOMS: ReadonlySet<string> = new Set()
 const defaultAuthorizeJoin: AuthorizeJoin = () => true
-const defaultAuthorizePublish: AuthorizePublish = ({ to, rooms }) => !('room' in to) || rooms.has(to.room)
+const defaultAuthorizePublish: AuthorizePublish = ({ to, rooms }) => 'room' in to && rooms.has(to.room)
 
 export class ClientFrames {
   readonly #options: ClientFramesOptions

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { WscObserver } from '../../plugins/index.js'
-import { buildInProcess, capturedLogs, within } from '../helper.js'
+import { buildInProcess, capturedLogs, directMessages, within } from '../helper.js'
 
 /** Whatever the event loop has queued runs first: the continuation of a promise the test just settled. */
 const nextTurn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
@@ -35,7 +35,7 @@ test('a connect, message or disconnect listener that throws or rejects is logged
   const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
   process.on('unhandledRejection', onUnhandled)
   t.after(() => process.off('unhandledRejection', onUnhandled))
-  const { app, connect } = await buildInProcess(t, {}, { logger: { level: 'error', stream } })
+  const { app, connect } = await buildInProcess(t, { authorizePublish: directMessages }, { logger: { level: 'error', stream } })
   const seen: string[] = []
   app.wsc.on('connect', () => { throw new Error('connect listener bug') })
   app.wsc.on('connect', async () => { throw new Error('async connect listener bug') })
