@@ -20,7 +20,11 @@ export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  /** Sent by the WebSocket layer: bad opcode, unmasked frame, fragmented control frame, bad close code. */
+  PROTOCOL_ERROR: 1002,
   UNSUPPORTED_DATA: 1003,
+  /** Sent by the WebSocket layer: a text frame that is not valid UTF-8. */
+  INVALID_DATA: 1007,
   POLICY: 1008,
   TOO_BIG: 1009,
   INTERNAL: 1011,

@@ -163,14 +163,18 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
 
   const pending = new WeakMap<FastifyRequest, PendingUpgrade>()
   const log = fastify.log
-  const onSocketError = (err: Error): void => log.debug({ err }, 'websocket error')
 
   /** Wires a socket to its connection. The listeners hold the socket and the connection, not the request. */
   function attach (socket: WebSocket, connection: ClientConnection): void {
     // @fastify/websocket's own error listener keeps the upgrade request and reply alive for the
-    // connection's lifetime (kilobytes per idle connection); ours only logs, as its errorHandler would.
+    // connection's lifetime (kilobytes per idle connection); ours notes the close ws sent and logs once.
     socket.removeAllListeners('error')
-    socket.on('error', onSocketError)
+    socket.on('error', (err: Error & { code?: string }) => {
+      const code = protocolErrorCode(err.code)
+      // ws closed the connection for a protocol error: the client has close_timeout to answer.
+      if (code !== undefined) connection.closedWith(code)
+      if (connection.firstReport('websocket error')) log.debug({ err, connectionId: connection.id }, 'websocket error')
+    })
     // The upgrade's ServerResponse stays assigned to the TCP socket, and through its listeners keeps
     // Fastify's request and reply alive; the upgrade answered, it has nothing left to do.
     const tcp = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket
@@ -178,7 +182,8 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
     if (sharedServer) limitPayload(socket, config.maxPayload)
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
-        connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+        if (connection.isOpen) connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+        else connection.stopReading()
         return
       }
       node.frames.handle(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
@@ -249,6 +254,20 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
       attach(socket, node.open(socket, upgrade.auth, upgrade.since))
     }
   })
+}
+
+/**
+ * The close code ws sent for a frame it refused (its `WS_ERR_*` error codes): 1007 bad UTF-8, 1009 too
+ * big, 1008 too many fragments, 1002 any other protocol error; undefined for an error of another kind.
+ */
+function protocolErrorCode (code: string | undefined): number | undefined {
+  switch (code) {
+    case 'WS_ERR_INVALID_UTF8': return CloseCode.INVALID_DATA
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH': return CloseCode.TOO_BIG
+    case 'WS_ERR_TOO_MANY_BUFFERED_PARTS': return CloseCode.POLICY
+    default: return code?.startsWith('WS_ERR_') === true ? CloseCode.PROTOCOL_ERROR : undefined
+  }
 }
 
 /**

@@ -9,6 +9,8 @@ export interface WireSocket {
   ping (): void
   close (code: number, reason: string): void
   terminate (): void
+  /** Stops reading from the peer. */
+  pause (): void
 }
 
 /** Why a frame was not written. */
@@ -20,6 +22,8 @@ export interface ConnectionSettings {
   messageBufferSize: number
   /** Bytes in `bufferedAmount` before the connection is closed with 1013. */
   maxBufferedBytes: number
+  /** ms a client gets to answer the server's close before its connection is dropped. */
+  closeTimeout: number
   rateLimit: number
   rateBurst: number
   /** One object for all connections: notified of overflows. */
@@ -61,6 +65,13 @@ export class ClientConnection {
   readonly #settings: ConnectionSettings
   #pending = 0
   #closed = false
+  /** The close code the server sent (itself, or its WebSocket layer for a protocol error). */
+  #sentCloseCode: number | undefined
+  /** Drops the connection when the client does not answer the server's close in time. */
+  #dropTimer: NodeJS.Timeout | undefined
+  #reading = true
+  /** What was logged about this connection already: one line per reason. */
+  #reported: Set<string> | undefined
   /** Frames routed here while a replay (at set-up, or of a seq gap) runs; undefined otherwise. */
   #held: HeldFrame[] | undefined
   /**
@@ -200,11 +211,40 @@ export class ClientConnection {
     this.#socket.ping()
   }
 
-  /** Starts the closing handshake with `code`; later writes are refused. */
+  /**
+   * Starts the closing handshake with `code`: later writes are refused, frames from the client are no
+   * longer handled, and a client that has not answered within `closeTimeout` is dropped.
+   */
   close (code: number, reason: string): void {
     if (this.#closed) return
-    this.markClosed()
+    this.#closing(code)
     this.#socket.close(code, reason)
+  }
+
+  /** The WebSocket layer closed the connection with `code` (a protocol error, 1002/1007/1009). */
+  closedWith (code: number): void {
+    if (this.#closed) return
+    this.#closing(code)
+  }
+
+  /** The code to count for the connection's end: the one the server sent, else what the socket reported (1006: dropped). */
+  closeCode (reported: number): number {
+    return this.#sentCloseCode ?? reported
+  }
+
+  /** Stops reading from a connection the server is closing: whatever else it sends is not even read. */
+  stopReading (): void {
+    if (!this.#reading) return
+    this.#reading = false
+    this.#socket.pause()
+  }
+
+  /** True the first time it is asked about `reason` on this connection: log a reason once per connection. */
+  firstReport (reason: string): boolean {
+    this.#reported ??= new Set()
+    if (this.#reported.has(reason)) return false
+    this.#reported.add(reason)
+    return true
   }
 
   /** Drops the TCP connection without a handshake (dead peers). */
@@ -213,11 +253,19 @@ export class ClientConnection {
     this.#socket.terminate()
   }
 
-  /** The socket closed (either side): refuse writes and wake waiters. */
+  /** The socket closed (either side): refuse writes, wake waiters, free what was held. */
   markClosed (): void {
     this.#closed = true
     this.#held = undefined
+    clearTimeout(this.#dropTimer)
+    this.#dropTimer = undefined
     if (this.#writableWaiters !== undefined) this.#wakeWriters(false)
+  }
+
+  #closing (code: number): void {
+    this.markClosed()
+    this.#sentCloseCode = code
+    this.#dropTimer = setTimeout(() => this.#socket.terminate(), this.#settings.closeTimeout).unref()
   }
 
   #isBelowLowWater (): boolean {

@@ -29,10 +29,12 @@ class RecordingSocket implements WireSocket {
   terminate (): void {
     this.readyState = 3
   }
+
+  pause (): void {}
 }
 
 function settings (overrides: Partial<ConnectionSettings> = {}): ConnectionSettings {
-  return { messageBufferSize: 10, maxBufferedBytes: 1 << 20, rateLimit: 0, rateBurst: 1, onOverflow: () => {}, onSeqGap: () => {}, ...overrides }
+  return { messageBufferSize: 10, maxBufferedBytes: 1 << 20, closeTimeout: 1000, rateLimit: 0, rateBurst: 1, onOverflow: () => {}, onSeqGap: () => {}, ...overrides }
 }
 
 function connect (hub: LocalHub, id: string, userId: string, s = settings()): { connection: ClientConnection, socket: RecordingSocket } {
