@@ -20,7 +20,7 @@ export type DropReason = 'slow_consumer' | 'rate_limit' | 'payload'
 export interface ConnectionSettings {
   /** Frames queued (written but not yet flushed to the kernel) before the connection is closed with 1013. */
   messageBufferSize: number
-  /** Bytes in `bufferedAmount` before the connection is closed with 1013. */
+  /** Bytes held for the connection (`bufferedAmount` and frames held during a replay) before it is closed with 1013. */
   maxBufferedBytes: number
   /** ms a client gets to answer the server's close before its connection is dropped. */
   closeTimeout: number
@@ -74,6 +74,8 @@ export class ClientConnection {
   #reported: Set<string> | undefined
   /** Frames routed here while a replay (at set-up, or of a seq gap) runs; undefined otherwise. */
   #held: HeldFrame[] | undefined
+  /** Bytes of the frames in {@link #held}. */
+  #heldBytes = 0
   /**
    * The highest user seq written (replayed or live). User messages go out in ascending seq order, so
    * the highest seq a client received is always a safe `since`.
@@ -109,11 +111,14 @@ export class ClientConnection {
   deliver (frame: Buffer, seq?: number, publishedAt?: number, timed = true): boolean {
     const routed = { frame, seq, enqueuedAt: timed ? performance.now() : undefined, publishedAt }
     if (this.#held !== undefined) {
-      if (this.#held.length >= this.#settings.messageBufferSize) {
+      // Held frames count against the same caps as the send buffer: a client that does not read during
+      // its replay must not make the node hold more for it than for any other.
+      if (this.#held.length >= this.#settings.messageBufferSize ||
+          this.#socket.bufferedAmount + this.#heldBytes + frame.length > this.#settings.maxBufferedBytes) {
         this.#overflow()
         return false
       }
-      this.#held.push(routed)
+      this.#hold(routed)
       return true
     }
     return this.#route(routed, this.#userSeq)
@@ -127,7 +132,9 @@ export class ClientConnection {
       if (seq > this.#userSeq + 1 && seq > settledSeq) {
         // Another node's lower seq may still be in flight: sending this first would make the client's
         // highest seq skip it on a resume. The store has every seq below this one; read them first.
-        this.#held = [routed]
+        this.#held = []
+        this.#heldBytes = 0
+        this.#hold(routed)
         this.#gapSeq = seq
         this.#settings.onSeqGap(this, this.#userSeq, seq)
         return true
@@ -135,6 +142,11 @@ export class ClientConnection {
       this.#userSeq = seq
     }
     return this.#send(routed.frame, routed.enqueuedAt, routed.publishedAt)
+  }
+
+  #hold (routed: HeldFrame): void {
+    (this.#held as HeldFrame[]).push(routed)
+    this.#heldBytes += routed.frame.length
   }
 
   /** Writes a frame now; closes the connection with 1013 when its send buffer is full. */
@@ -174,6 +186,7 @@ export class ClientConnection {
     // The store was read after the message that opened the gap was stored: nothing else exists below it.
     const settledSeq = Math.max(replayedSeq, this.#gapSeq ?? 0)
     this.#held = undefined
+    this.#heldBytes = 0
     this.#gapSeq = undefined
     this.#userSeq = Math.max(this.#userSeq, replayedSeq)
     const userFrames = held.filter((routed) => routed.seq !== undefined).sort((a, b) => (a.seq as number) - (b.seq as number))
@@ -181,9 +194,8 @@ export class ClientConnection {
     for (let i = 0; i < held.length; i++) {
       const routed = (held[i] as HeldFrame).seq === undefined ? held[i] as HeldFrame : userFrames[nextUser++] as HeldFrame
       // A gap began another replay: the rest waits for it.
-      const waiting = this.#held as HeldFrame[] | undefined
-      if (waiting !== undefined) {
-        waiting.push(routed)
+      if (this.#held !== undefined) {
+        this.#hold(routed)
         continue
       }
       this.#route(routed, settledSeq)
@@ -257,6 +269,7 @@ export class ClientConnection {
   markClosed (): void {
     this.#closed = true
     this.#held = undefined
+    this.#heldBytes = 0
     clearTimeout(this.#dropTimer)
     this.#dropTimer = undefined
     if (this.#writableWaiters !== undefined) this.#wakeWriters(false)

@@ -64,6 +64,27 @@ test('a client that ignores the 1008 and keeps flooding costs one warn line and 
   assert.deepEqual(seen.closed, [1008], 'closed connections count the code the server sent, not 1006')
 })
 
+test('a client that never reads while its replay runs is closed with 1013 once the held live messages pass max_buffered_bytes', { timeout: 30_000 }, async (t) => {
+  const { app, open } = await buildInProcess(t, { websocket: { maxBufferedBytes: '1MiB' } })
+  const seen = tally(app)
+  // About 630 KB of stored messages: the replay's first page fills more than half of the send buffer,
+  // so the replay waits for the client to read, and live messages are held meanwhile.
+  for (let i = 0; i < 200; i++) await app.wsc.sendToUser('sleeper', { i, text: 'r'.repeat(3000) })
+  const connected = new Promise<void>((resolve) => app.wsc.once('connect', () => resolve()))
+  const overflowed = new Promise<void>((resolve) => app.wsc.observe({ ...noop, dropped: (reason) => { if (reason === 'slow_consumer') resolve() } }))
+  const client = open('token=sleeper&since=0')
+  client.wire?.stopReading()
+  await within(connected, 5000, 'the connection to be set up')
+  // 100 live messages of 30 KB (3 MB): never more than max_buffered_bytes may be held for the client.
+  for (let i = 0; i < 100; i++) await app.wsc.sendToUser('sleeper', { live: i, text: 'L'.repeat(30_000) })
+  await within(overflowed, 5000, 'the connection to overflow')
+  assert.equal(seen.dropped.slow_consumer, 1)
+  client.wire?.resumeReading()
+  assert.equal((await within(client.closed, 5000, 'the close')).code, 1013)
+  const replayed = client.frames.filter((frame) => frame.type === 'message').map((frame) => Number(frame.seq))
+  assert.deepEqual(replayed, Array.from({ length: replayed.length }, (_, i) => i + 1), 'what was written went out in seq order')
+})
+
 test('invalid UTF-8 (1007) and an unmasked frame (1002): the server closes with that code, drops a client that does not answer, and counts that code', { timeout: 30_000 }, async (t) => {
   const { app } = await buildInProcess(t, { metrics: { enabled: true } })
   const seen = tally(app)
