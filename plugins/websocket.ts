@@ -234,8 +234,11 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         request.log.warn({ statusCode: 401 }, 'upgrade refused: no credentials')
         return refuse(reply, 401, 'unauthorized')
       }
-      if (!isValidName(auth.userId) || (auth.rooms !== undefined && !auth.rooms.every(isValidName))) {
-        throw new TypeError('authenticate returned a userId or rooms that are not non-empty strings of at most 256 characters')
+      if (!isValidName(auth.userId) || (auth.rooms !== undefined && (!Array.isArray(auth.rooms) || !auth.rooms.every(isValidName)))) {
+        // An identity the protocol cannot carry (too long, not well-formed UTF-16): the credentials are bad.
+        const what = isValidName(auth.userId) ? 'rooms' : 'userId'
+        request.log.warn({ statusCode: 401, invalid: what }, `upgrade refused: authenticate returned an invalid ${what}`)
+        return refuse(reply, 401, 'unauthorized')
       }
       pending.set(request, { auth, since })
     },
