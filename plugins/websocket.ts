@@ -70,7 +70,7 @@ interface PendingUpgrade {
   since: number | undefined
 }
 
-/** pino's `req` serializer with any `?token=` redacted: use it as the app logger's `serializers.req`. */
+/** pino's `req` serializer with the `token` query parameter redacted, however it is spelled (`?%74oken=`): use it as the app logger's `serializers.req`. */
 export function serializeRequest (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
   return { method: request.method, url: redactToken(request.url), remoteAddress: request.ip }
 }
