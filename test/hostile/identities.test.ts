@@ -58,6 +58,39 @@ test('the example app: a 300-character token (development) or JWT sub is a 401',
   assert.equal(await upgradeStatus(secured, `/ws?token=${jwt({ sub: 'c'.repeat(300), exp }, 'hostile-secret')}`), 401)
 })
 
+test('JWTs with malformed claims or a non-canonical signature are a 401 even when signed with the real secret', { timeout: 30_000 }, async (t) => {
+  const secret = 'hostile-secret'
+  const app = await exampleApp(t, secret)
+  const now = Math.floor(Date.now() / 1000)
+  const good = jwt({ sub: 'ok', exp: now + 60 }, secret)
+  // The control: a well-formed token opens a socket (the upgrade is not refused).
+  assert.notEqual(await upgradeStatus(app, `/ws?token=${good}`), 401)
+  const [head, body, signature = ''] = good.split('.')
+  // The last character of an HS256 signature carries 2 unused bits: 3 other characters decode alike.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const last = alphabet.indexOf(signature.at(-1) ?? 'A')
+  const sameBytes = `${signature.slice(0, -1)}${alphabet[(last & ~3) | ((last + 1) & 3)]}`
+  assert.deepEqual(Buffer.from(sameBytes, 'base64url'), Buffer.from(signature, 'base64url'))
+  const refused: Record<string, string> = {
+    'exp as a date string': jwt({ sub: 'ok', exp: new Date(Date.now() - 3600_000).toISOString() }, secret),
+    'exp as a numeric string': jwt({ sub: 'ok', exp: String(now - 3600) }, secret),
+    'exp null': jwt({ sub: 'ok', exp: null }, secret),
+    'nbf as a string': jwt({ sub: 'ok', nbf: new Date(Date.now() + 3600_000).toISOString() }, secret),
+    'sub a number': jwt({ sub: 42, exp: now + 60 }, secret),
+    'padding appended to the signature': `${good}==`,
+    'non-canonical last signature character': `${head}.${body}.${sameBytes}`,
+    'a fourth segment': `${good}.x`,
+    'alg none': `${base64url({ alg: 'none' })}.${body}.`,
+    'alg HS512 with the same secret': (() => {
+      const input = `${base64url({ alg: 'HS512', typ: 'JWT' })}.${body}`
+      return `${input}.${createHmac('sha512', secret).update(input).digest('base64url')}`
+    })()
+  }
+  for (const [what, token] of Object.entries(refused)) {
+    assert.equal(await upgradeStatus(app, `/ws?token=${encodeURIComponent(token)}`), 401, what)
+  }
+})
+
 test('a room, user or connection id with a lone surrogate is BAD_REQUEST on the wire and WSC_ERR_TARGET in the API', { timeout: 30_000 }, async (t) => {
   const { app, connect } = await buildInProcess(t, { authorizePublish: () => true })
   const client = await connect('token=alice')

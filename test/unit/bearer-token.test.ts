@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { extractBearerToken, redactHeaders, redactToken, selectSubprotocol } from '../../lib/bearer-token.js'
-import { signHs256, verifyHs256 } from '../../example/jwt.js'
+import { hs256Verifier, signHs256 } from '../../example/jwt.js'
 
 test('the token comes from the Authorization header, a wsc.bearer subprotocol or ?token=, in that order', () => {
   assert.equal(extractBearerToken({ authorization: 'Bearer abc', protocol: 'wsc.bearer.def', url: '/ws?token=ghi' }), 'abc')
@@ -53,13 +53,14 @@ test('redactHeaders hides credentials in Authorization, cookies and the wsc.bear
 
 test('HS256 JWTs: valid sub accepted; bad signature, wrong alg, expired or not-yet-valid refused', () => {
   const now = Date.now()
-  const token = signHs256({ sub: 'alice', exp: now / 1000 + 60 }, 'secret')
-  assert.equal(verifyHs256(token, 'secret', now), 'alice')
-  assert.equal(verifyHs256(token, 'other', now), undefined)
-  assert.equal(verifyHs256(signHs256({ sub: 'alice', exp: now / 1000 - 1 }, 'secret'), 'secret', now), undefined)
-  assert.equal(verifyHs256(signHs256({ sub: 'alice', nbf: now / 1000 + 60 }, 'secret'), 'secret', now), undefined)
-  assert.equal(verifyHs256(signHs256({ name: 'no sub' }, 'secret'), 'secret', now), undefined)
+  const verify = hs256Verifier('secret', { clockTimestamp: now })
+  const token = signHs256({ sub: 'alice', exp: Math.floor(now / 1000) + 60 }, 'secret')
+  assert.equal(verify(token), 'alice')
+  assert.equal(hs256Verifier('other', { clockTimestamp: now })(token), undefined)
+  assert.equal(verify(signHs256({ sub: 'alice', exp: Math.floor(now / 1000) - 1 }, 'secret')), undefined)
+  assert.equal(verify(signHs256({ sub: 'alice', nbf: Math.floor(now / 1000) + 60 }, 'secret')), undefined)
+  assert.equal(verify(signHs256({ name: 'no sub' }, 'secret')), undefined)
   const none = `${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from('{"sub":"x"}').toString('base64url')}.`
-  assert.equal(verifyHs256(none, 'secret', now), undefined)
-  assert.equal(verifyHs256('garbage', 'secret', now), undefined)
+  assert.equal(verify(none), undefined)
+  assert.equal(verify('garbage'), undefined)
 })
