@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifySchemaValidationError, type 
 import wsc, { bearer, redactToken, serializeRequest, type WscOptions } from 'fastify-wsc'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { verifyHs256 } from './jwt.js'
+import { hs256Verifier } from './jwt.js'
 import { demoPage } from './page.js'
 
 // The browser client as the package publishes it (dist/client/wsc-client.js).
@@ -79,12 +79,15 @@ export async function buildExampleApp (options: ExampleOptions = {}): Promise<Fa
     return reply.code(404).send({ statusCode: 404, error: 'Not Found', message })
   })
 
+  // In development the token is the user id; with a secret, an HS256 JWT whose `sub` is the user id.
+  const verify = jwtSecret === undefined || jwtSecret === '' ? (token: string) => token : hs256Verifier(jwtSecret)
   await app.register(wsc, {
     ...options.wsc,
     // The dashboards also chart request durations on the public port.
     metrics: { ...options.wsc?.metrics, routeMetrics: true },
-    // In development the token is the user id; with a secret, an HS256 JWT whose `sub` is the user id.
-    authenticate: bearer((token) => jwtSecret === undefined || jwtSecret === '' ? token : verifyHs256(token, jwtSecret))
+    authenticate: bearer(verify),
+    // The demo page sends direct messages: clients may publish to any user, and to rooms they joined.
+    authorizePublish: ({ to, rooms }) => 'user' in to || rooms.has(to.room)
   })
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(demoPage))

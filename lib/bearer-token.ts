@@ -47,9 +47,62 @@ export function selectSubprotocol (offered: Iterable<string>): string | undefine
   return plain ?? first
 }
 
-const TOKEN_IN_QUERY = /([?&]token=)[^&#]*/gi
+const REDACTED = '[REDACTED]'
 
-/** The URL with the value of any `token` query parameter replaced, for logs. */
+/** Whether a `name=value` query segment's name, decoded as `URLSearchParams` decodes it, is `token` in any case. */
+function isTokenParameter (segment: string): boolean {
+  const name = new URLSearchParams(segment).keys().next().value
+  return name !== undefined && name.toLowerCase() === 'token'
+}
+
+/**
+ * The URL with the value of every `token` query parameter replaced, for logs. Parameter names are
+ * decoded before they are compared (`?%74oken=` authenticates as `?token=` does), and in any case;
+ * everything else stays as it was sent.
+ */
 export function redactToken (url: string): string {
-  return url.replace(TOKEN_IN_QUERY, '$1[REDACTED]')
+  const query = url.indexOf('?')
+  if (query < 0) return url
+  const segments = url.slice(query + 1).split('&').map((segment) => {
+    if (!isTokenParameter(segment)) return segment
+    const equals = segment.indexOf('=')
+    return equals < 0 ? segment : `${segment.slice(0, equals + 1)}${REDACTED}`
+  })
+  return `${url.slice(0, query + 1)}${segments.join('&')}`
+}
+
+type HeaderValue = string | string[] | number | undefined
+
+/**
+ * Request headers with every credential replaced, for logs: the `Authorization` and
+ * `Proxy-Authorization` credentials (the scheme stays), each cookie's value, and the token of every
+ * `wsc.bearer.<token>` entry of `Sec-WebSocket-Protocol`. Names are matched in any case.
+ */
+export function redactHeaders<T extends Record<string, HeaderValue>> (headers: T): T {
+  const out: Record<string, HeaderValue> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    const redact = REDACT_HEADER[name.toLowerCase()]
+    out[name] = redact === undefined || value === undefined || typeof value === 'number'
+      ? value
+      : Array.isArray(value) ? value.map(redact) : redact(value)
+  }
+  return out as T
+}
+
+const redactCredentials = (value: string): string => {
+  const scheme = /^\s*(\S+)\s+\S/.exec(value)?.[1]
+  return scheme === undefined ? REDACTED : `${scheme} ${REDACTED}`
+}
+
+const REDACT_HEADER: Record<string, (value: string) => string> = {
+  authorization: redactCredentials,
+  'proxy-authorization': redactCredentials,
+  cookie: (value) => value.split(';').map((pair) => {
+    const equals = pair.indexOf('=')
+    return equals < 0 ? pair : `${pair.slice(0, equals + 1)}${REDACTED}`
+  }).join(';'),
+  'sec-websocket-protocol': (value) => value.split(',').map((entry) => {
+    const name = entry.trim()
+    return name.toLowerCase().startsWith(BEARER_SUBPROTOCOL_PREFIX) ? `${BEARER_SUBPROTOCOL_PREFIX}${REDACTED}` : name
+  }).join(', ')
 }

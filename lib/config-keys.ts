@@ -45,6 +45,8 @@ export interface WscConfig {
     maxConnectionsPerUser: number
     messageBufferSize: number
     maxBufferedBytes: number
+    /** ms a client gets to answer the server's close before it is dropped. */
+    closeTimeout: number
     heartbeatInterval: number
     maxPayload: number
     /** Frames per second a connection may send; 0 = unlimited. */
@@ -166,7 +168,8 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { key: 'websocket.max_connections', env: ['WSC_MAX_CONNECTIONS'], kind: 'int', default: 10000, min: 1, max: 10_000_000, doc: 'connections per node; past it upgrades get 503 with Retry-After' },
   { key: 'websocket.max_connections_per_user', env: ['WSC_MAX_CONNECTIONS_PER_USER'], kind: 'int', default: 0, min: 0, max: 1_000_000, doc: 'connections per user across the cluster; past it the oldest closes with 1008; 0: unlimited' },
   { key: 'websocket.message_buffer_size', env: ['WSC_MESSAGE_BUFFER_SIZE'], kind: 'int', default: 1000, min: 1, max: 1_000_000, doc: 'frames queued to one connection before it is closed with 1013' },
-  { key: 'websocket.max_buffered_bytes', env: ['WSC_MAX_BUFFERED_BYTES'], kind: 'bytes', default: 4 * MIB, min: 1 * KIB, max: 1024 * MIB, doc: 'bytes queued to one connection before it is closed with 1013' },
+  { key: 'websocket.max_buffered_bytes', env: ['WSC_MAX_BUFFERED_BYTES'], kind: 'bytes', default: 4 * MIB, min: 1 * KIB, max: 1024 * MIB, doc: 'bytes held for one connection (its send buffer and live messages held while it replays) before it is closed with 1013' },
+  { key: 'websocket.close_timeout', env: ['WSC_CLOSE_TIMEOUT'], kind: 'duration', default: 2 * SECOND, min: 100, max: 60 * SECOND, doc: 'once the server closes a connection it reads nothing more from it; a client that has not answered the close within this time is dropped' },
   { key: 'websocket.heartbeat_interval', env: ['WSC_HEARTBEAT_INTERVAL'], kind: 'duration', default: 30 * SECOND, min: 100, max: 3600 * SECOND, doc: 'WebSocket ping period; two missed pings close the connection' },
   { key: 'websocket.max_payload', env: ['WSC_MAX_PAYLOAD'], kind: 'bytes', default: 64 * KIB, min: 256, max: 64 * MIB, doc: 'largest frame a client may send (close 1009) and largest message the server sends' },
   { key: 'websocket.rate_limit', env: ['WSC_RATE_LIMIT'], kind: 'int', default: 100, min: 0, max: 1_000_000, doc: 'frames per second one connection may send (token bucket); 0: unlimited' },

@@ -20,7 +20,11 @@ export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  /** Sent by the WebSocket layer: bad opcode, unmasked frame, fragmented control frame, bad close code. */
+  PROTOCOL_ERROR: 1002,
   UNSUPPORTED_DATA: 1003,
+  /** Sent by the WebSocket layer: a text frame that is not valid UTF-8. */
+  INVALID_DATA: 1007,
   POLICY: 1008,
   TOO_BIG: 1009,
   INTERNAL: 1011,
@@ -65,8 +69,17 @@ export interface Message {
   ts: number
 }
 
+/**
+ * A user id, room name or connection id: 1–256 UTF-16 code units and well-formed (no lone surrogate,
+ * which Redis channels and MySQL would turn into U+FFFD, making two names one).
+ */
 export function isValidName (value: unknown): value is string {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_NAME_LENGTH
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_NAME_LENGTH && isWellFormed(value)
+}
+
+/** `String.prototype.isWellFormed` (Node 20; not in the ES2023 lib types). */
+function isWellFormed (value: string): boolean {
+  return (value as string & { isWellFormed: () => boolean }).isWellFormed()
 }
 
 function readFrameId (value: unknown): FrameId | undefined {
@@ -89,7 +102,7 @@ export function describeBadTarget (to: unknown, allowed: ReadonlyArray<keyof Tar
   const key = keys[0] as string
   const value = (to as Record<string, unknown>)[key]
   if (key === 'broadcast') return value === true ? undefined : 'to.broadcast must be true'
-  return isValidName(value) ? undefined : `to.${key} must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`
+  return isValidName(value) ? undefined : `to.${key} must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters`
 }
 
 /**
@@ -115,7 +128,7 @@ export function parseClientFrame (text: string): ParseResult {
       return { ok: true, frame: withId({ type: 'ping' as const }) }
     case 'join':
     case 'leave':
-      if (!isValidName(frame.room)) return bad(`room must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`, id)
+      if (!isValidName(frame.room)) return bad(`room must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters`, id)
       return { ok: true, frame: withId({ type: frame.type, room: frame.room }) }
     case 'publish': {
       const reason = describeBadTarget(frame.to, ['user', 'room'])

@@ -104,4 +104,4 @@ export type { Durability, MessageStore, StoredMessage, StoreStatus } from '../li
 export type { Target } from '../lib/protocol.js'
 export { CloseCode, ErrorCode } from '../lib/protocol.js'
 export * as errors from '../lib/errors.js'
-export { extractBearerToken, redactToken, BEARER_SUBPROTOCOL_PREFIX, PROTOCOL_NAME } from '../lib/bearer-token.js'
+export { extractBearerToken, redactHeaders, redactToken, BEARER_SUBPROTOCOL_PREFIX, PROTOCOL_NAME } from '../lib/bearer-token.js'

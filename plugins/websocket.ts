@@ -42,7 +42,7 @@ export interface WebsocketPluginOptions extends ConfigSectionInput<'websocket'> 
   authenticate?: Authenticate | undefined
   /** Whether a connection may join a room. Default: any room. */
   authorizeJoin?: AuthorizeJoin | undefined
-  /** Whether a connection may publish. Default: to rooms it has joined, and to any user. */
+  /** Whether a connection may publish. Default: only to rooms it has joined; allow `{ user }` targets here to let clients send direct messages. */
   authorizePublish?: AuthorizePublish | undefined
   /**
    * Bounds of the default store (in memory, or the Redis inbox with `redis-router`), the `store.*` keys:
@@ -81,7 +81,7 @@ interface PendingUpgrade {
 /** An epoch as the stores make them (letters, digits, `-`, `_`), bounded. */
 const EPOCH = /^[A-Za-z0-9_-]{1,64}$/
 
-/** pino's `req` serializer with any `?token=` redacted: use it as the app logger's `serializers.req`. */
+/** pino's `req` serializer with the `token` query parameter redacted, however it is spelled (`?%74oken=`): use it as the app logger's `serializers.req`. */
 export function serializeRequest (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
   return { method: request.method, url: redactToken(request.url), remoteAddress: request.ip }
 }
@@ -181,14 +181,18 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
 
   const pending = new WeakMap<FastifyRequest, PendingUpgrade>()
   const log = fastify.log
-  const onSocketError = (err: Error): void => log.debug({ err }, 'websocket error')
 
   /** Wires a socket to its connection. The listeners hold the socket and the connection, not the request. */
   function attach (socket: WebSocket, connection: ClientConnection): void {
     // @fastify/websocket's own error listener keeps the upgrade request and reply alive for the
-    // connection's lifetime (kilobytes per idle connection); ours only logs, as its errorHandler would.
+    // connection's lifetime (kilobytes per idle connection); ours notes the close ws sent and logs once.
     socket.removeAllListeners('error')
-    socket.on('error', onSocketError)
+    socket.on('error', (err: Error & { code?: string }) => {
+      const code = protocolErrorCode(err.code)
+      // ws closed the connection for a protocol error: the client has close_timeout to answer.
+      if (code !== undefined) connection.closedWith(code)
+      if (connection.firstReport('websocket error')) log.debug({ err, connectionId: connection.id }, 'websocket error')
+    })
     // The upgrade's ServerResponse stays assigned to the TCP socket, and through its listeners keeps
     // Fastify's request and reply alive; the upgrade answered, it has nothing left to do.
     const tcp = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket
@@ -196,7 +200,8 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
     if (sharedServer) limitPayload(socket, config.maxPayload)
     socket.on('message', (data, isBinary) => {
       if (isBinary) {
-        connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+        if (connection.isOpen) connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+        else connection.stopReading()
         return
       }
       node.frames.handle(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
@@ -250,8 +255,11 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         request.log.warn({ statusCode: 401 }, 'upgrade refused: no credentials')
         return refuse(reply, 401, 'unauthorized')
       }
-      if (!isValidName(auth.userId) || (auth.rooms !== undefined && !auth.rooms.every(isValidName))) {
-        throw new TypeError('authenticate returned a userId or rooms that are not non-empty strings of at most 256 characters')
+      if (!isValidName(auth.userId) || (auth.rooms !== undefined && (!Array.isArray(auth.rooms) || !auth.rooms.every(isValidName)))) {
+        // An identity the protocol cannot carry (too long, not well-formed UTF-16): the credentials are bad.
+        const what = isValidName(auth.userId) ? 'rooms' : 'userId'
+        request.log.warn({ statusCode: 401, invalid: what }, `upgrade refused: authenticate returned an invalid ${what}`)
+        return refuse(reply, 401, 'unauthorized')
       }
       pending.set(request, { auth, resume: { since, epoch } })
     },
@@ -270,6 +278,20 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
       attach(socket, node.open(socket, upgrade.auth, upgrade.resume))
     }
   })
+}
+
+/**
+ * The close code ws sent for a frame it refused (its `WS_ERR_*` error codes): 1007 bad UTF-8, 1009 too
+ * big, 1008 too many fragments, 1002 any other protocol error; undefined for an error of another kind.
+ */
+function protocolErrorCode (code: string | undefined): number | undefined {
+  switch (code) {
+    case 'WS_ERR_INVALID_UTF8': return CloseCode.INVALID_DATA
+    case 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH':
+    case 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH': return CloseCode.TOO_BIG
+    case 'WS_ERR_TOO_MANY_BUFFERED_PARTS': return CloseCode.POLICY
+    default: return code?.startsWith('WS_ERR_') === true ? CloseCode.PROTOCOL_ERROR : undefined
+  }
 }
 
 /**

@@ -99,13 +99,13 @@ export async function freePorts (count: number): Promise<number[]> {
   return ports
 }
 
-const BLOCK = /^(map|upstream)\s+[^{]*\{[^}]*\}/gm
+const BLOCK = /^(?:(map|upstream)\s+[^{]*\{[^}]*\}|log_format\s[^;]*;)/gm
 
 /**
- * Writes an nginx configuration for loopback into `dir`: the map and upstreams of
+ * Writes an nginx configuration for loopback into `dir`: the maps, log format and upstreams of
  * k8s/nginx/conf.d/wsc.conf with their servers replaced by the local nodes and `ip_hash` by
- * `least_conn`, a plain-HTTP server on 127.0.0.1:`listenPort`, and k8s/nginx/snippets/wsc-locations.conf
- * unchanged. Returns nginx.conf's path.
+ * `least_conn`, a plain-HTTP server on 127.0.0.1:`listenPort` logging to `dir`/access.log in that
+ * format, and k8s/nginx/snippets/wsc-locations.conf unchanged. Returns nginx.conf's path.
  */
 export function writeLoopbackNginxConfig (dir: string, listenPort: number, nodes: Array<{ port: number, metricsPort: number }>): string {
   const site = readFileSync(join(NGINX_DIR, 'conf.d/wsc.conf'), 'utf8')
@@ -124,8 +124,8 @@ export function writeLoopbackNginxConfig (dir: string, listenPort: number, nodes
       // spreads a browser's tabs (and any local client) over the nodes, which shows cross-node delivery.
       .replace(/^(\s*)ip_hash;$/m, '$1# ip_hash in k8s/nginx; on loopback every client has the same address.\n$1least_conn;')
   })
-  if (!blocks.some((b) => b.startsWith('map')) || !blocks.some((b) => b.includes('upstream wsc_backend'))) {
-    throw new Error('k8s/nginx/conf.d/wsc.conf lost its map or its upstream wsc_backend')
+  if (!blocks.some((b) => b.startsWith('map')) || !blocks.some((b) => b.includes('upstream wsc_backend')) || !blocks.some((b) => b.startsWith('log_format wsc '))) {
+    throw new Error('k8s/nginx/conf.d/wsc.conf lost its map, its log_format wsc or its upstream wsc_backend')
   }
   for (const sub of ['conf.d', 'snippets', 'temp']) mkdirSync(join(dir, sub), { recursive: true })
   copyFileSync(join(NGINX_DIR, 'snippets/wsc-locations.conf'), join(dir, 'snippets/wsc-locations.conf'))
@@ -135,6 +135,7 @@ export function writeLoopbackNginxConfig (dir: string, listenPort: number, nodes
     'server {',
     `    listen 127.0.0.1:${listenPort};`,
     '    server_name localhost;',
+    `    access_log ${join(dir, 'access.log')} wsc;`,
     '    include snippets/wsc-locations.conf;',
     '}',
     ''

@@ -1,8 +1,12 @@
 import type { TestContext } from 'node:test'
+import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
-import { upgradeInProcess } from './in-process-upgrade.js'
-import wsc, { type WscOptions } from '../plugins/index.js'
+import { upgradeInProcess, type ClientWire } from './in-process-upgrade.js'
+import wsc, { type AuthorizePublish, type WscOptions } from '../plugins/index.js'
+
+/** An `authorizePublish` that lets clients send direct messages (the library default allows joined rooms only). */
+export const directMessages: AuthorizePublish = ({ to, rooms }) => 'user' in to || rooms.has(to.room)
 
 /** The test apps' `authenticate`: the `token` query parameter is the user id. */
 const tokenIsUserId = (request: { url: string }): { userId: string } | null => {
@@ -49,7 +53,10 @@ export async function buildInProcess (t: TestContext, options: WscOptions = {}, 
   const path = (query: string): string => `/ws${query === '' ? '' : `?${query}`}`
   const open: InProcessApp['open'] = (query = '', { headers = {} } = {}) => {
     let client: TestClient | undefined
-    upgradeInProcess(app, path(query), headers, (socket) => { client = new TestClient(socket) }).catch(() => {})
+    upgradeInProcess(app, path(query), headers, (socket, wire) => {
+      client = new TestClient(socket)
+      client.wire = wire
+    }).catch(() => {})
     return client as unknown as TestClient
   }
   return {
@@ -68,6 +75,20 @@ export async function buildInProcess (t: TestContext, options: WscOptions = {}, 
 }
 
 export type Frame = Record<string, unknown> & { type: string }
+
+export type LogLine = Record<string, unknown> & { level: number, msg: string }
+
+/** A logger stream that keeps every line, parsed: pass `{ logger: { level, stream } }` to Fastify. */
+export function capturedLogs (): { lines: LogLine[], stream: Writable } {
+  const lines: LogLine[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line) as LogLine)
+      callback()
+    }
+  })
+  return { lines, stream }
+}
 
 /** A refused upgrade as the client saw it. */
 export interface Refusal {
@@ -121,6 +142,8 @@ export class TestClient {
 
   /** The `welcome` frame, once {@link connect} has read it. */
   welcome: Frame | undefined
+  /** The in-memory connection of an in-process client (`buildInProcess`), to stop and resume reading. */
+  wire: ClientWire | undefined
 
   /** Opens `url`, or records the frames of a socket made elsewhere (`injectWS`). */
   constructor (url: string | WebSocket, options: ClientOptions = {}) {

@@ -15,7 +15,7 @@ import { Cluster, Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { RedisRouter } from '../lib/redis/router.js'
 import type { WscOptions } from '../plugins/index.js'
-import { build, waitFor } from './helper.js'
+import { build, directMessages, waitFor } from './helper.js'
 
 const run = promisify(execFile)
 
@@ -239,6 +239,8 @@ export async function startNodes (t: TestContext, count: number, options: NodesO
       server: { nodeId },
       redis,
       distributed: { heartbeatInterval: heartbeat, nodeDiscoveryInterval: heartbeat * 2 },
+      // The scenarios are about routing: clients may send direct messages.
+      authorizePublish: directMessages,
       ...options.extra
     })
     nodes.push({ nodeId, app, router: app.wscRouter as RedisRouter, url })

@@ -13,6 +13,8 @@ export interface WireSocket {
   ping (): void
   close (code: number, reason: string): void
   terminate (): void
+  /** Stops reading from the peer. */
+  pause (): void
 }
 
 /** Why a frame was not written. */
@@ -22,8 +24,10 @@ export type DropReason = 'slow_consumer' | 'rate_limit' | 'payload'
 export interface ConnectionSettings {
   /** Frames queued (written but not yet flushed to the kernel) before the connection is closed with 1013. */
   messageBufferSize: number
-  /** Bytes in `bufferedAmount` before the connection is closed with 1013. */
+  /** Bytes held for the connection (`bufferedAmount` and frames held during a replay) before it is closed with 1013. */
   maxBufferedBytes: number
+  /** ms a client gets to answer the server's close before its connection is dropped. */
+  closeTimeout: number
   rateLimit: number
   rateBurst: number
   /** One object for all connections: notified of overflows. */
@@ -67,8 +71,17 @@ export class ClientConnection {
   readonly #settings: ConnectionSettings
   #pending = 0
   #closed = false
+  /** The close code the server sent (itself, or its WebSocket layer for a protocol error). */
+  #sentCloseCode: number | undefined
+  /** Drops the connection when the client does not answer the server's close in time. */
+  #dropTimer: NodeJS.Timeout | undefined
+  #reading = true
+  /** What was logged about this connection already: one line per reason. */
+  #reported: Set<string> | undefined
   /** Frames routed here while a replay (at set-up, or of a seq gap) runs; undefined otherwise. */
   #held: HeldFrame[] | undefined
+  /** Bytes of the frames in {@link #held}. */
+  #heldBytes = 0
   /**
    * The highest user seq written (replayed or live). User messages go out in ascending seq order, so
    * the highest seq a client received is always a safe `since`.
@@ -121,11 +134,14 @@ export class ClientConnection {
   deliver (frame: Buffer, seq?: number, publishedAt?: number, timed = true, prevSeq?: number): boolean {
     const routed = { frame, seq, prevSeq, enqueuedAt: timed ? performance.now() : undefined, publishedAt }
     if (this.#held !== undefined) {
-      if (this.#held.length >= this.#settings.messageBufferSize) {
+      // Held frames count against the same caps as the send buffer: a client that does not read during
+      // its replay must not make the node hold more for it than for any other.
+      if (this.#held.length >= this.#settings.messageBufferSize ||
+          this.#socket.bufferedAmount + this.#heldBytes + frame.length > this.#settings.maxBufferedBytes) {
         this.#overflow()
         return false
       }
-      this.#held.push(routed)
+      this.#hold(routed)
       return true
     }
     return this.#route(routed, this.#userSeq)
@@ -139,7 +155,9 @@ export class ClientConnection {
       if (seq > this.#userSeq + 1 && (routed.prevSeq ?? seq - 1) > this.#userSeq && seq > settledSeq) {
         // Another node's lower seq may still be in flight: sending this first would make the client's
         // highest seq skip it on a resume. The store has every seq below this one; read them first.
-        this.#held = [routed]
+        this.#held = []
+        this.#heldBytes = 0
+        this.#hold(routed)
         this.#gapSeq = seq
         this.#settings.onSeqGap(this, this.#userSeq, seq)
         return true
@@ -147,6 +165,11 @@ export class ClientConnection {
       this.#userSeq = seq
     }
     return this.#send(routed.frame, routed.enqueuedAt, routed.publishedAt)
+  }
+
+  #hold (routed: HeldFrame): void {
+    (this.#held as HeldFrame[]).push(routed)
+    this.#heldBytes += routed.frame.length
   }
 
   /** Writes a frame now; closes the connection with 1013 when its send buffer is full. */
@@ -186,6 +209,7 @@ export class ClientConnection {
     // The store was read after the message that opened the gap was stored: nothing else exists below it.
     const settledSeq = Math.max(replayedSeq, this.#gapSeq ?? 0)
     this.#held = undefined
+    this.#heldBytes = 0
     this.#gapSeq = undefined
     this.#userSeq = Math.max(this.#userSeq, replayedSeq)
     const userFrames = held.filter((routed) => routed.seq !== undefined).sort((a, b) => (a.seq as number) - (b.seq as number))
@@ -193,9 +217,8 @@ export class ClientConnection {
     for (let i = 0; i < held.length; i++) {
       const routed = (held[i] as HeldFrame).seq === undefined ? held[i] as HeldFrame : userFrames[nextUser++] as HeldFrame
       // A gap began another replay: the rest waits for it.
-      const waiting = this.#held as HeldFrame[] | undefined
-      if (waiting !== undefined) {
-        waiting.push(routed)
+      if (this.#held !== undefined) {
+        this.#hold(routed)
         continue
       }
       this.#route(routed, settledSeq)
@@ -239,11 +262,40 @@ export class ClientConnection {
     this.#socket.ping()
   }
 
-  /** Starts the closing handshake with `code`; later writes are refused. */
+  /**
+   * Starts the closing handshake with `code`: later writes are refused, frames from the client are no
+   * longer handled, and a client that has not answered within `closeTimeout` is dropped.
+   */
   close (code: number, reason: string): void {
     if (this.#closed) return
-    this.markClosed()
+    this.#closing(code)
     this.#socket.close(code, reason)
+  }
+
+  /** The WebSocket layer closed the connection with `code` (a protocol error, 1002/1007/1009). */
+  closedWith (code: number): void {
+    if (this.#closed) return
+    this.#closing(code)
+  }
+
+  /** The code to count for the connection's end: the one the server sent, else what the socket reported (1006: dropped). */
+  closeCode (reported: number): number {
+    return this.#sentCloseCode ?? reported
+  }
+
+  /** Stops reading from a connection the server is closing: whatever else it sends is not even read. */
+  stopReading (): void {
+    if (!this.#reading) return
+    this.#reading = false
+    this.#socket.pause()
+  }
+
+  /** True the first time it is asked about `reason` on this connection: log a reason once per connection. */
+  firstReport (reason: string): boolean {
+    this.#reported ??= new Set()
+    if (this.#reported.has(reason)) return false
+    this.#reported.add(reason)
+    return true
   }
 
   /** Drops the TCP connection without a handshake (dead peers). */
@@ -252,12 +304,21 @@ export class ClientConnection {
     this.#socket.terminate()
   }
 
-  /** The socket closed (either side): refuse writes and wake waiters. */
+  /** The socket closed (either side): refuse writes, wake waiters, free what was held. */
   markClosed (): void {
     this.#closed = true
     this.#held = undefined
+    this.#heldBytes = 0
+    clearTimeout(this.#dropTimer)
+    this.#dropTimer = undefined
     if (this.#writableWaiters !== undefined) this.#wakeWriters(false)
     this.#wakeReplayWaiters()
+  }
+
+  #closing (code: number): void {
+    this.markClosed()
+    this.#sentCloseCode = code
+    this.#dropTimer = setTimeout(() => this.#socket.terminate(), this.#settings.closeTimeout).unref()
   }
 
   #isBelowLowWater (): boolean {

@@ -1,7 +1,8 @@
 /**
  * The client side of the protocol: one text frame from a connection, rate-limited, parsed, authorized
  * and carried out (ping, join, leave, publish, ack); every refusal is an `error` frame. A connection
- * that closed while a frame awaited something (an authorize hook, Redis) is left alone afterwards.
+ * that closed while a frame awaited something (an authorize hook, Redis) is left alone afterwards, and
+ * one the server is closing costs nothing: its frames are neither handled, counted nor logged.
  */
 import { PayloadError, StoredNotDeliveredError, TargetError, UnavailableError } from '../errors.js'
 import type { Logger } from '../logger.js'
@@ -34,7 +35,10 @@ export interface AuthorizePublishContext {
 
 /** Decides whether a connection may join a room. Default: any room. */
 export type AuthorizeJoin = (context: AuthorizeJoinContext) => boolean | Promise<boolean>
-/** Decides whether a connection may publish. Default: rooms the sender has joined, and any user. */
+/**
+ * Decides whether a connection may publish. Default: only to rooms the sender has joined; publishing
+ * to users (direct messages, each stored for the recipient) is the app's to allow.
+ */
 export type AuthorizePublish = (context: AuthorizePublishContext) => boolean | Promise<boolean>
 
 export interface MessageEvent { connectionId: string, userId: string, to: { user: string } | { room: string }, data: unknown, id: string }
@@ -55,7 +59,7 @@ export interface ClientFramesOptions {
 
 const EMPTY_ROOMS: ReadonlySet<string> = new Set()
 const defaultAuthorizeJoin: AuthorizeJoin = () => true
-const defaultAuthorizePublish: AuthorizePublish = ({ to, rooms }) => !('room' in to) || rooms.has(to.room)
+const defaultAuthorizePublish: AuthorizePublish = ({ to, rooms }) => 'room' in to && rooms.has(to.room)
 
 export class ClientFrames {
   readonly #options: ClientFramesOptions
@@ -72,6 +76,11 @@ export class ClientFrames {
 
   /** Handles one text frame from a client. Never throws; refusals become `error` frames. */
   async handle (connection: ClientConnection, text: string): Promise<void> {
+    if (!connection.isOpen) {
+      // Read before the socket stopped: nothing more is read.
+      connection.stopReading()
+      return
+    }
     connection.alive()
     const parsed = parseClientFrame(text)
     const id = parsed.ok ? parsed.frame.id : parsed.id
@@ -83,6 +92,8 @@ export class ClientFrames {
       if (strikes >= this.#config.rateLimitStrikes) {
         log.warn({ connectionId: connection.id, userId: connection.userId, code: CloseCode.POLICY }, 'sustained rate-limit abuse')
         connection.close(CloseCode.POLICY, 'rate limit exceeded')
+        // An abuser's answer to the close is not worth reading: it is dropped after close_timeout.
+        connection.stopReading()
       } else {
         reply(connection, encodeError(ErrorCode.RATE_LIMITED, `more than ${this.#config.rateLimit} frames per second`, id))
       }
@@ -96,7 +107,7 @@ export class ClientFrames {
       await this.#carryOut(connection, parsed.frame)
     } catch (err) {
       const code = err instanceof UnavailableError ? ErrorCode.UNAVAILABLE : ErrorCode.INTERNAL
-      log.warn({ err, connectionId: connection.id, code }, 'frame failed')
+      if (connection.firstReport(`frame failed: ${code}`)) log.warn({ err, connectionId: connection.id, code }, 'frame failed')
       reply(connection, encodeError(code, code === ErrorCode.UNAVAILABLE ? 'a dependency is unavailable; retry' : 'internal error', id))
     }
   }

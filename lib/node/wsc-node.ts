@@ -115,6 +115,7 @@ export class WscNode {
     this.#settings = {
       messageBufferSize: this.#config.messageBufferSize,
       maxBufferedBytes: this.#config.maxBufferedBytes,
+      closeTimeout: this.#config.closeTimeout,
       rateLimit: this.#config.rateLimit,
       rateBurst: this.#config.rateBurst,
       onOverflow: (connection: ClientConnection) => {
@@ -274,8 +275,12 @@ export class WscNode {
     return connection
   }
 
-  /** The socket closed: forgets the connection everywhere. Safe to call more than once. */
-  async release (connection: ClientConnection, code: number): Promise<void> {
+  /**
+   * The socket closed with `reported` (1006 when dropped): forgets the connection everywhere, and
+   * reports the code the server sent when it was the server that closed. Safe to call more than once.
+   */
+  async release (connection: ClientConnection, reported: number): Promise<void> {
+    const code = connection.closeCode(reported)
     connection.markClosed()
     await this.#setups.get(connection)
     const emptied = this.hub.remove(connection)

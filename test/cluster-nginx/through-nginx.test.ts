@@ -1,8 +1,10 @@
 // Needs nginx (Debian package; .ci/run installs it when missing) and redis-server.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { startLocalCluster } from '../../scripts/local-cluster.js'
-import { TestClient, within, type Frame } from '../helper.js'
+import { type Frame, TestClient, waitFor, within } from '../helper.js'
 import { spreadOverNodes } from '../deploy/loopback-client.js'
 
 const NODE_IDS = ['wsc-0', 'wsc-1', 'wsc-2']
@@ -85,4 +87,13 @@ test('through nginx, users on every node reach each other; a killed node\'s user
   const live = await send(cluster.url, victim.user, { live: true })
   assert.ok((await collect(client, [live.seq])).has(live.seq))
   for (const [nodeId, { client: other }] of placed) if (nodeId !== 'wsc-1') await other.close()
+
+  // nginx logs a WebSocket once it ends, by path only: the tokens in ?token= stay out of its log.
+  const accessLog = join(cluster.dir, 'access.log')
+  const logged = await waitFor(() => {
+    const text = existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : ''
+    return /"GET \/ws\S* HTTP\/1\.1" 101 /.test(text) && text
+  }, 10_000, 'nginx to log the closed WebSockets')
+  assert.doesNotMatch(logged, /token=/)
+  assert.match(logged, /"GET \/ws HTTP\/1\.1" 101 /)
 })

@@ -70,6 +70,8 @@ test('nginx -t passes on the loopback configuration the local cluster generates'
   assert.match(backend, /max_fails=3 fail_timeout=30s/, 'the production failure detection is kept')
   assert.deepEqual([...block(generated, /upstream wsc_metrics/).matchAll(/^\s*server (\S+)/gm)].map((m) => m[1]), ['127.0.0.1:18091', '127.0.0.1:18092', '127.0.0.1:18093'])
   assert.equal(readFileSync(join(dir, 'snippets/wsc-locations.conf'), 'utf8'), LOCATIONS, 'the locations are used unchanged')
+  assert.match(generated, /^log_format wsc '/m, 'the log format of k8s/nginx')
+  assert.match(block(generated, /server/), new RegExp(`^\\s*access_log ${dir}/access\\.log wsc;$`, 'm'))
   assert.match(readFileSync(join(dir, 'nginx.conf'), 'utf8'), /^daemon off;$/m, 'nginx stays in the foreground, a child of the script')
 })
 
@@ -102,4 +104,17 @@ test('k8s/nginx balances with ip_hash, upgrades WebSockets, keeps them an hour, 
   assert.deepEqual([...LOCATIONS.matchAll(/^location\s+([^{]+?)\s*\{/gm)].map((m) => m[1]), ['/ws', '= /health', '= /metrics', '/api/', '/'], 'no other location reaches /api')
   assert.match(SITE, /:30080/, 'the http NodePort of k8s/components/nodeport')
   assert.match(SITE, /:30081/, 'the metrics NodePort of k8s/components/nodeport')
+})
+
+test('k8s/nginx logs /ws without its query string, where browsers put their token', () => {
+  const lineFor = block(SITE, /map \$uri \$wsc_request_line/)
+  assert.match(lineFor, /~\^\/ws\s+"\$request_method \$uri \$server_protocol";/, '/ws is logged by $uri, which has no query string')
+  assert.doesNotMatch(lineFor, /\$request_uri|\$args|\$query_string/)
+  const format = /^log_format wsc '([^']*)';$/m.exec(SITE)?.[1] ?? ''
+  assert.match(format, /"\$wsc_request_line"/)
+  assert.doesNotMatch(format, /\$request\b|\$request_uri|\$args|\$query_string/, 'no other variable carries the query string')
+  // Every server block logs in that format (a server without access_log would log in combined).
+  const servers = SITE.split(/^server \{/m).slice(1)
+  assert.equal(servers.length, 2)
+  for (const server of servers) assert.match(server, /^\s*access_log \S+ wsc;$/m)
 })

@@ -4,7 +4,7 @@ import WebSocket from 'ws'
 import { WscClient, WscFrameError, type WscMessage, type WscStatus } from 'fastify-wsc/client'
 import { buildExampleApp } from '../../example/app.js'
 import { freePorts } from '../../scripts/local-cluster.js'
-import { build, within } from '../helper.js'
+import { build, directMessages, within } from '../helper.js'
 
 function recorder (): { messages: WscMessage[], statuses: string[], until: (predicate: () => boolean, what: string) => Promise<void>, onMessage: (m: WscMessage) => void, onStatus: (s: WscStatus, d?: { code?: number }) => void } {
   const messages: WscMessage[] = []
@@ -24,6 +24,7 @@ function recorder (): { messages: WscMessage[], statuses: string[], until: (pred
 
 test('the browser client authenticates by subprotocol, publishes with acks and turns refusals into errors', async (t) => {
   const { url } = await build(t, {
+    authorizePublish: directMessages,
     authenticate: (request) => {
       const entry = String(request.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).find((s) => s.startsWith('wsc.bearer.'))
       return entry === undefined ? null : { userId: entry.slice('wsc.bearer.'.length) }

@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import { recordedVersions, SCHEMA_VERSION } from '../../lib/store/mysql/schema.js'
 import mysqlStore from '../../plugins/mysql-store.js'
 import { count, MySqlProxy, testDatabase } from '../backends.js'
-import { build, TestClient } from '../helper.js'
+import { build, directMessages, TestClient } from '../helper.js'
 import { deletePrefix, SHARED_REDIS, uniquePrefix } from '../redis-harness.js'
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
@@ -59,7 +59,7 @@ test('restarting the app re-runs migrations without error; the schema version is
 test('MySQL down: sends reject with WSC_ERR_UNAVAILABLE, readiness sees it, and sends succeed again when it returns', async (t) => {
   const db = await testDatabase(t)
   const proxy = await MySqlProxy.start(t)
-  const { app, url } = await build(t, { mysql: { url: db.urlVia(proxy.port) } })
+  const { app, url } = await build(t, { mysql: { url: db.urlVia(proxy.port) }, authorizePublish: directMessages })
   const sender = await TestClient.connect(url('token=bob'))
   const receiver = await TestClient.connect(url('token=ann'))
   assert.equal((await app.wsc.sendToUser('ann', 'before')).seq, 1)

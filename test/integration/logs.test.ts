@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import wsc from '../../plugins/index.js'
-import { TestClient } from '../helper.js'
+import { directMessages, TestClient } from '../helper.js'
 
 test('logs: opened/closed at debug, refusals at warn with their status, never a token or a payload', async (t) => {
   const lines: Array<Record<string, unknown>> = []
@@ -19,6 +19,7 @@ test('logs: opened/closed at debug, refusals at warn with their status, never a 
   await app.register(wsc, {
     server: { nodeId: 'logs' },
     metrics: { port: 0, host: '127.0.0.1' },
+    authorizePublish: directMessages,
     authenticate: (request) => {
       const token = new URL(request.url, 'http://x').searchParams.get('token')
       if (token === 'tok-secret-broken') throw new Error('the user database is down')

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
-import { build, TestClient, type Frame } from '../helper.js'
+import { build, directMessages, TestClient, type Frame } from '../helper.js'
 import { parsePrometheusText, valueOf, type Sample } from '../prometheus-text.js'
 
 async function scrape (app: FastifyInstance): Promise<Sample[]> {
@@ -24,7 +24,7 @@ async function scrapeUntil (app: FastifyInstance, ready: (samples: Sample[]) => 
 }
 
 test('metrics on the metrics port count connections, frames and messages; the public port has no /metrics', async (t) => {
-  const { app, url } = await build(t, { metrics: { port: 0, host: '127.0.0.1', routeMetrics: true } })
+  const { app, url } = await build(t, { metrics: { port: 0, host: '127.0.0.1', routeMetrics: true }, authorizePublish: directMessages })
   const users = ['u0', 'u1', 'u2', 'u3', 'u4']
   const clients = await Promise.all(users.map((user) => TestClient.connect(url(`token=${user}`))))
   const [sender, receiver] = clients as [TestClient, TestClient]

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import wsc from '../../plugins/index.js'
-import { buildInProcess, TestClient, within } from '../helper.js'
+import { buildInProcess, directMessages, TestClient, within } from '../helper.js'
 
 test('a user offline during 100 sends receives all 100 in order on connect', async (t) => {
   const { app, connect } = await buildInProcess(t)
@@ -97,7 +97,7 @@ test('kick closes every connection of the user with 1008; disconnect closes one 
 })
 
 test('presence, isOnline, onlineCount, nodes and connection events', async (t) => {
-  const { app, connect } = await buildInProcess(t)
+  const { app, connect } = await buildInProcess(t, { authorizePublish: directMessages })
   const events: string[] = []
   app.wsc.on('connect', ({ userId }) => events.push(`connect:${userId}`))
   app.wsc.on('disconnect', ({ userId, code }) => events.push(`disconnect:${userId}:${code}`))

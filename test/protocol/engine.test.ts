@@ -1,20 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Writable } from 'node:stream'
 import type { WscObserver } from '../../plugins/index.js'
-import { buildInProcess, within } from '../helper.js'
-
-/** A logger stream that keeps every line, for the lines an isolated failure must leave. */
-function capturedLogs (): { lines: Array<{ level: number, msg: string, event?: string }>, stream: Writable } {
-  const lines: Array<{ level: number, msg: string, event?: string }> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line))
-      callback()
-    }
-  })
-  return { lines, stream }
-}
+import { buildInProcess, capturedLogs, directMessages, within } from '../helper.js'
 
 /** Whatever the event loop has queued runs first: the continuation of a promise the test just settled. */
 const nextTurn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
@@ -48,7 +35,7 @@ test('a connect, message or disconnect listener that throws or rejects is logged
   const onUnhandled = (reason: unknown): void => { unhandled.push(reason) }
   process.on('unhandledRejection', onUnhandled)
   t.after(() => process.off('unhandledRejection', onUnhandled))
-  const { app, connect } = await buildInProcess(t, {}, { logger: { level: 'error', stream } })
+  const { app, connect } = await buildInProcess(t, { authorizePublish: directMessages }, { logger: { level: 'error', stream } })
   const seen: string[] = []
   app.wsc.on('connect', () => { throw new Error('connect listener bug') })
   app.wsc.on('connect', async () => { throw new Error('async connect listener bug') })

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { build, buildInProcess, TestClient } from '../helper.js'
+import { build, buildInProcess, directMessages, TestClient } from '../helper.js'
 
 test('welcome names the node, the connection and the user, with the latest seq', async (t) => {
   const { app, open } = await buildInProcess(t)
@@ -56,8 +56,19 @@ test('join, publish to the room, leave: joined/ack/message/left frames', async (
   assert.equal(bob.frames.some((f) => f.type === 'message'), false, 'bob left and got nothing more')
 })
 
-test('publish to a user reaches every device of that user with the next seq', async (t) => {
-  const { connect } = await buildInProcess(t)
+test('by default a client may not publish to a user: FORBIDDEN, and nothing is stored for the user', async (t) => {
+  const { app, connect } = await buildInProcess(t)
+  const alice = await connect('token=alice')
+  alice.send({ type: 'publish', id: 'c-1', to: { user: 'bob' }, data: 'hi bob' })
+  assert.deepEqual(await alice.next('error'), { type: 'error', id: 'c-1', code: 'FORBIDDEN', message: 'not allowed to publish to user bob' })
+  const bob = await connect('token=bob&since=0')
+  assert.equal(bob.welcome?.seq, 0, 'no seq was taken for bob')
+  assert.equal((await app.wsc.sendToUser('bob', 'from the server')).seq, 1, 'the server API still reaches users')
+  assert.equal((await bob.next('message')).data, 'from the server')
+})
+
+test('publish to a user, once authorizePublish allows it, reaches every device of that user with the next seq', async (t) => {
+  const { connect } = await buildInProcess(t, { authorizePublish: directMessages })
   const alice = await connect('token=alice')
   const phone = await connect('token=bob')
   const laptop = await connect('token=bob')
@@ -84,6 +95,18 @@ test('ack of a seq means a later connection replays nothing older', async (t) =>
   second.send({ type: 'ping' })
   await second.next('pong')
   assert.equal(second.frames.length, 0)
+})
+
+test('the frame rate limit covers publishes to rooms and to users alike', async (t) => {
+  const { connect } = await buildInProcess(t, { authorizePublish: directMessages, websocket: { rateLimit: 1, rateBurst: 4, rateLimitStrikes: 100 } })
+  const alice = await connect('token=alice')
+  alice.send({ type: 'join', room: 'lobby', id: 'j' })
+  await alice.next('ack')
+  for (let i = 0; i < 6; i++) alice.send({ type: 'publish', id: `p-${i}`, to: i % 2 === 0 ? { user: `u${i}` } : { room: 'lobby' }, data: i })
+  // A burst of 4 (the join took one), refilled at 1 per second: the last three are refused, whatever their target.
+  const refused = await alice.take('error', 3)
+  assert.deepEqual(refused.map((frame) => [frame.id, frame.code]), [['p-3', 'RATE_LIMITED'], ['p-4', 'RATE_LIMITED'], ['p-5', 'RATE_LIMITED']])
+  assert.deepEqual((await alice.take('ack', 3)).map((frame) => frame.id), ['p-0', 'p-1', 'p-2'])
 })
 
 test('publishing to a room not joined is FORBIDDEN; the connection stays', async (t) => {

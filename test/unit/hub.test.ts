@@ -29,10 +29,12 @@ class RecordingSocket implements WireSocket {
   terminate (): void {
     this.readyState = 3
   }
+
+  pause (): void {}
 }
 
 function settings (overrides: Partial<ConnectionSettings> = {}): ConnectionSettings {
-  return { messageBufferSize: 10, maxBufferedBytes: 1 << 20, rateLimit: 0, rateBurst: 1, onOverflow: () => {}, onSeqGap: () => {}, ...overrides }
+  return { messageBufferSize: 10, maxBufferedBytes: 1 << 20, closeTimeout: 1000, rateLimit: 0, rateBurst: 1, onOverflow: () => {}, onSeqGap: () => {}, ...overrides }
 }
 
 function connect (hub: LocalHub, id: string, userId: string, s = settings()): { connection: ClientConnection, socket: RecordingSocket } {
@@ -95,6 +97,21 @@ test('the byte cap on bufferedAmount closes with 1013 too', () => {
   socket.bufferedAmount = 1000
   assert.equal(connection.write(Buffer.alloc(100)), false)
   assert.equal(socket.closed?.code, 1013)
+})
+
+test('frames held during a replay count against the byte cap with what the socket buffers: past it, 1013', () => {
+  const hub = new LocalHub()
+  let overflows = 0
+  const { connection, socket } = connect(hub, 'c', 'u', settings({ messageBufferSize: 1000, maxBufferedBytes: 1024, onOverflow: () => overflows++ }))
+  connection.beginReplay()
+  socket.bufferedAmount = 500
+  const frame = 'x'.repeat(100)
+  for (let i = 0; i < 5; i++) assert.equal(connection.deliver(Buffer.from(frame)), true, `frame ${i} is held (${500 + (i + 1) * 100} bytes)`)
+  assert.equal(socket.closed?.code, undefined, 'still open')
+  assert.equal(connection.deliver(Buffer.from(frame)), false, '500 buffered, 500 held and this 100 would pass 1024')
+  assert.equal(socket.closed?.code, 1013)
+  assert.equal(overflows, 1)
+  assert.equal(connection.deliver(Buffer.from(frame)), false, 'nothing more is held')
 })
 
 test('frames routed during set-up are held; replayed user messages are not sent twice', () => {
