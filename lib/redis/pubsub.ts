@@ -4,11 +4,11 @@
  * reconnect, failover or slot move), decoding what arrives, and the loopback probe.
  */
 import type { Cluster, Redis } from 'ioredis'
-import { UnavailableError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { decodeChannelMessage } from '../router/routed-event-codec.js'
 import type { RoutedEvent } from '../router/router.js'
 import { untilReady, type RedisClient } from './command-pool.js'
+import { notReadyError } from './connection-errors.js'
 import type { RedisMode } from './connection.js'
 import type { RedisKeys } from './keys.js'
 import { LoopbackProbe, type ProbeTarget } from './loopback-probe.js'
@@ -126,8 +126,11 @@ export class RedisPubSub {
     this.#listen('close', () => { this.#lostSubscriptions(false) })
     // ioredis replaced shard subscribers (one died, a master failed over, slots moved) and re-subscribed its list.
     if (mode === 'cluster') this.#listen('subscribersReady', () => { if (this.#started) this.#lostSubscriptions() })
-    await untilReady(this.#subscriber, connectTimeout, () => new UnavailableError(`Redis (${mode}) not reachable within ${connectTimeout} ms: Pub/Sub connection ${this.#subscriber.status}`)).ready
+    await untilReady(this.#subscriber, connectTimeout, (failure) => notReadyError(`Redis (${mode}) not reachable within ${connectTimeout} ms: Pub/Sub connection ${this.#subscriber.status}`, failure)).ready
+    // The start failed elsewhere (the command connections) and the router closed this meanwhile.
+    if (this.#onEvent === undefined) return
     await this.subscribe([keys.nodeChannel(nodeId), keys.broadcastChannel])
+    if (this.#onEvent === undefined) return
     this.#started = true
     this.#probe.start(nodeId)
   }
