@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { loadConfig, type WscConfig } from 'fastify-wsc'
 import { buildExampleApp } from './app.js'
 import { productionRefusal } from './production.js'
@@ -27,7 +28,14 @@ try {
 }
 
 const jwtSecret = env.WSC_JWT_SECRET
-const app = await buildExampleApp({ jwtSecret, apiToken: env.WSC_API_TOKEN, wsc: config })
+let app: FastifyInstance
+try {
+  app = await buildExampleApp({ jwtSecret, apiToken: env.WSC_API_TOKEN, wsc: config })
+} catch (err) {
+  // MySQL refused or unreachable while its schema is migrated: one line with the cause, exit 1.
+  console.error(`start-up failed: ${(err as Error).message}`)
+  process.exit(1)
+}
 
 // SIGTERM (a rolling deploy): drain, so clients move to other pods without losing messages, then close.
 // A second signal exits at once (code 1); so does a shutdown that outlives drain.timeout.
@@ -43,7 +51,22 @@ closeWithGrace({
   await app.close()
 })
 
-await app.listen({ port, host })
+// Start-up either completes or exits 1 with the cause (docs/operations.md, "Start-up"): with a node id
+// known before listen the node starts in onReady and listen() rejects; with one that needs the port it
+// starts in onListen, and this hook (after fastify-wsc's) sees the outcome.
+const startFailed = (message: string, err?: unknown): never => {
+  app.log.error(err === undefined ? {} : { err }, `start-up failed: ${message}`)
+  process.exit(1)
+}
+app.addHook('onListen', async () => {
+  const failed = app.wsc.health().failed
+  if (failed !== undefined) startFailed(failed)
+})
+try {
+  await app.listen({ port, host })
+} catch (err) {
+  startFailed((err as Error).message, err)
+}
 
 /** A URL a browser on this machine can open for a server bound to `bound` (any address: loopback). */
 function local (scheme: string, bound: string, boundPort: number, path: string): string {

@@ -10,6 +10,11 @@ import { MIB } from './units.js'
 export interface NodeHealth {
   /** The router connected and the node registered (after `listen`/`ready`, until a drain or close). */
   started: boolean
+  /**
+   * Why the node's start failed (Redis refused the credentials, or was not reachable in time); it will
+   * not start in this process: restart it. Undefined unless a start failed.
+   */
+  failed?: string | undefined
   /** `drain()` began: no new connections, live ones are being moved to other nodes. */
   draining: boolean
   /** Local connections. */
@@ -56,7 +61,7 @@ export function evaluateReadiness (health: NodeHealth, pressure: PressureSample,
     name: 'node',
     state: health.started && !health.draining ? 'pass' : 'fail',
     latencyMs: null,
-    detail: health.draining ? 'draining' : health.started ? `accepting connections (${health.connections} open)` : 'starting'
+    detail: health.draining ? 'draining' : health.started ? `accepting connections (${health.connections} open)` : health.failed !== undefined ? `start-up failed: ${health.failed}` : 'starting'
   })
 
   const { router } = health

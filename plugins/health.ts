@@ -72,7 +72,8 @@ async function pressureSampler (fastify: FastifyInstance, settings: WscConfig['h
 }
 
 /**
- * The kubelet's probes: liveness (`/health`: the process answers) and readiness (`/ready`: the node
+ * The kubelet's probes: liveness (`/health`: the process answers, and its node did not fail to start)
+ * and readiness (`/ready`: the node
  * started, its router and store are up, it is not draining and not under pressure), and load shedding
  * for new WebSocket upgrades. A path the app already serves is left to the app, with a log line.
  */
@@ -83,7 +84,12 @@ async function registerHealth (fastify: FastifyInstance, options: HealthPluginOp
   if (fastify.hasRoute({ method: 'GET', url: settings.livenessPath })) {
     fastify.log.info({ path: settings.livenessPath }, 'fastify-wsc: the app serves its own liveness route; set livenessPath to add ours elsewhere')
   } else {
-    fastify.get(settings.livenessPath, { logLevel: 'silent', config: ANSWERS_UNDER_PRESSURE }, async () => ({ status: 'ok' }))
+    // A node whose start failed never starts in this process: liveness fails so the kubelet restarts it.
+    fastify.get(settings.livenessPath, { logLevel: 'silent', config: ANSWERS_UNDER_PRESSURE }, async (_request, reply) => {
+      const failed = fastify.wsc.health().failed
+      if (failed === undefined) return { status: 'ok' }
+      return reply.code(503).send({ status: 'failed', detail: `start-up failed: ${failed}` })
+    })
   }
 
   if (fastify.hasRoute({ method: 'GET', url: settings.readinessPath })) {

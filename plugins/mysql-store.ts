@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import type { Pool as CallbackPool } from 'mysql2'
 import type { Pool, PoolOptions } from 'mysql2/promise'
 import { resolveSection, type ConfigSectionInput, type WscConfig } from '../lib/config.js'
-import { OptionError } from '../lib/errors.js'
+import { OptionError, UnavailableError } from '../lib/errors.js'
 import type { MessageStore } from '../lib/store/message-store.js'
 import { MySqlMessageStore } from '../lib/store/mysql/mysql-message-store.js'
 import type { MigrationResult } from '../lib/store/mysql/schema.js'
@@ -46,6 +46,29 @@ function poolOptions (mysql: WscConfig['mysql'], extra: PoolOptions | undefined)
     ? { uri: mysql.url }
     : { host: mysql.host, port: mysql.port, user: mysql.user, password: mysql.password, database: mysql.database }
   return { ...target, connectionLimit: mysql.poolSize, connectTimeout: 5000, enableKeepAlive: true, ...extra }
+}
+
+/** Where MySQL is, for an operator (never the password): `host:port/database`, or `the app's pool`. */
+function mysqlEndpoint (mysql: WscConfig['mysql']): string {
+  if (mysql.url !== '') {
+    try {
+      const url = new URL(mysql.url)
+      return `${url.hostname}:${url.port === '' ? 3306 : url.port}${url.pathname}`
+    } catch {
+      return 'mysql.url (unparsable)'
+    }
+  }
+  return mysql.host === '' ? 'the app\'s pool' : `${mysql.host}:${mysql.port}/${mysql.database}`
+}
+
+/**
+ * A start-up that could not reach or use MySQL (a driver error: `ECONNREFUSED`, `ER_ACCESS_DENIED_ERROR`…),
+ * as `WSC_ERR_UNAVAILABLE` naming where and why; other errors pass through.
+ */
+function unreachable (mysql: WscConfig['mysql'], err: unknown): unknown {
+  const code = (err as { code?: unknown } | undefined)?.code
+  if (typeof code !== 'string' || /^(WSC|FST)_ERR_/.test(code)) return err
+  return new UnavailableError(`MySQL ${mysqlEndpoint(mysql)}: ${err instanceof Error ? err.message : String(err)} (${code})`, { cause: err })
 }
 
 /** The promise API over whatever pool the app has: @fastify/mysql's decorator and mysql2's promise pool both hold the core pool. */
@@ -87,7 +110,7 @@ async function registerMysqlStore (fastify: FastifyInstance, options: MySqlStore
   if (client !== undefined) {
     pool = promisePool(client)
   } else if (connectionGiven) {
-    pool = await ownPool(fastify, poolOptions(mysql, extraPoolOptions))
+    pool = await ownPool(fastify, poolOptions(mysql, extraPoolOptions)).catch((err: unknown) => { throw unreachable(mysql, err) })
   } else if (fastify.hasDecorator('mysql')) {
     pool = promisePool((fastify as unknown as { mysql: MySqlPoolSource }).mysql)
   } else {
@@ -97,7 +120,7 @@ async function registerMysqlStore (fastify: FastifyInstance, options: MySqlStore
   const messageStore: MessageStore & { start: () => Promise<MigrationResult> } = fastify.hasDecorator('wscRedis')
     ? new RedisMySqlMessageStore(fastify.wscRedis.commands, pool, { ...settings, prefix: fastify.wscRedis.prefix, inboxSize: store.inboxSize })
     : new MySqlMessageStore(pool, settings)
-  const migration = await messageStore.start()
+  const migration = await messageStore.start().catch((err: unknown) => { throw unreachable(mysql, err) })
   fastify.log.info({ schemaVersion: migration.version, applied: migration.applied }, 'mysql message store ready')
   fastify.decorate('wscStore', messageStore)
   fastify.addHook('onClose', async () => messageStore.close())

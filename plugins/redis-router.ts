@@ -47,6 +47,18 @@ declare module 'fastify' {
   }
 }
 
+/** How long start-up waits for Redis when Fastify waits 10 s for an `onReady` hook (its `pluginTimeout`). */
+const CONNECT_TIMEOUT_MS = 10_000
+
+/**
+ * How long start-up waits for Redis: 10 s, but a second less than Fastify's `pluginTimeout`, so a start
+ * that cannot connect fails with Redis's own error (address, cause) rather than Fastify's hook timeout.
+ */
+function startTimeout (pluginTimeout: number | undefined): number {
+  if (pluginTimeout === undefined || pluginTimeout <= 0) return CONNECT_TIMEOUT_MS
+  return Math.max(Math.min(CONNECT_TIMEOUT_MS, pluginTimeout - 1000), Math.floor(pluginTimeout / 2))
+}
+
 /**
  * The Redis Service, as the pods see it: connects Redis (a client of the app's, or standalone, Sentinel
  * or Cluster from the options) and builds the router that the websocket plugin starts under this
@@ -60,7 +72,10 @@ async function registerRedisRouter (fastify: FastifyInstance, options: RedisRout
   if (client === undefined && !isRedisConfigured(redis)) {
     throw new ConfigError('config: wsc-redis-router needs a Redis: pass client (an ioredis client the app has), addr, sentinels or clusterNodes')
   }
-  const connections = client === undefined ? openRedisConnections(redis) : adoptRedisClient(client, { closeClient })
+  const connectTimeout = startTimeout(fastify.initialConfig.pluginTimeout)
+  const connections = client === undefined
+    ? openRedisConnections(redis, { connectTimeout, log: fastify.log })
+    : adoptRedisClient(client, { closeClient, connectTimeout, log: fastify.log })
   const router = new RedisRouter({
     mode: connections.mode,
     commands: connections.commands,
@@ -68,6 +83,7 @@ async function registerRedisRouter (fastify: FastifyInstance, options: RedisRout
     prefix: redis.prefix,
     heartbeatInterval: distributed.heartbeatInterval,
     discoveryInterval: distributed.nodeDiscoveryInterval,
+    connectTimeout,
     log: fastify.log
   })
   fastify.decorate('wscRedis', { mode: connections.mode, prefix: redis.prefix, commands: connections.commands, client: connections.commands.nodeClient })

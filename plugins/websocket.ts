@@ -150,7 +150,14 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
       })
     }
   } else {
-    fastify.addHook('onListen', async () => start(await identity.resolved))
+    // After listen() resolved: a failure can only be reported, and the node stays failed (`/health` 503).
+    fastify.addHook('onListen', async () => {
+      try {
+        await start(await identity.resolved)
+      } catch (err) {
+        fastify.log.error({ err }, `fastify-wsc did not start: ${(err as Error).message}`)
+      }
+    })
   }
   fastify.addHook('onClose', async () => {
     await node.close()

@@ -1,6 +1,7 @@
 /**
- * Redis test harness: throwaway redis-server processes and 3-master clusters on free loopback ports,
- * N fastify-wsc nodes on one Redis under a prefix of their own, child-process nodes for crash tests.
+ * Redis test harness: throwaway redis-server processes and 3-master clusters (with replicas if asked) on
+ * free loopback ports, N fastify-wsc nodes on one Redis under a prefix of their own, child-process
+ * nodes for crash tests.
  * Tests write only under their own prefix on the shared Redis (127.0.0.1:6379) and delete it after.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
@@ -151,54 +152,129 @@ export async function startRedisServer (t: TestContext, extra: string[] = []): P
   }
 }
 
-/** A 3-master Redis Cluster this test owns. */
-export interface RedisClusterHandle {
-  seeds: string[]
-  /** Master address → the slot ranges it serves. */
-  masters: Array<{ addr: string, ranges: Array<[number, number]> }>
+/** One redis-server of a test cluster. */
+export interface ClusterProcess {
+  port: number
+  addr: string
+  /** Sends `signal` (SIGKILL: a crash) and waits for the process to exit. */
+  kill (signal?: NodeJS.Signals): Promise<void>
+  /** Starts it again on the same port and cluster configuration (its data is gone: no persistence). */
+  start (): Promise<void>
+  /** Freezes the process (SIGSTOP): connections stay open, nothing answers. */
+  pause (): void
+  /** Lets a paused process run again (SIGCONT). */
+  resume (): void
 }
 
-/** Creates a 3-master Redis Cluster (no replicas) on free ports; stopped and removed in `t.after`. */
-export async function startRedisCluster (t: TestContext): Promise<RedisClusterHandle> {
+/** A Redis Cluster of 3 masters (and their replicas) this test owns. */
+export interface RedisClusterHandle {
+  seeds: string[]
+  /** Master address → the slot ranges it serves, when the cluster was created. */
+  masters: Array<{ addr: string, ranges: Array<[number, number]> }>
+  /** Every redis-server, masters and replicas, by address. */
+  processes: Map<string, ClusterProcess>
+  /** Master address → its replicas' addresses, when the cluster was created. */
+  replicas: Map<string, string[]>
+  /** The current master of `slot`, as the survivors report it (CLUSTER SLOTS). */
+  masterOf (slot: number): Promise<string>
+}
+
+export interface RedisClusterOptions {
+  /** Replicas per master (each can take over when its master dies); default 0. */
+  replicas?: number
+  /** `cluster-node-timeout` in ms: how long a master is unreachable before a failover; default 3000. */
+  nodeTimeout?: number
+}
+
+async function redisCli (port: number, ...args: string[]): Promise<string> {
+  return (await run('redis-cli', ['-p', String(port), ...args])).stdout
+}
+
+/**
+ * Creates a Redis Cluster of 3 masters (each with `replicas` replicas) on free ports and waits until
+ * every slot is served and every replica is in sync; stopped and removed in `t.after`.
+ */
+export async function startRedisCluster (t: TestContext, options: RedisClusterOptions = {}): Promise<RedisClusterHandle> {
+  const { replicas = 0, nodeTimeout = 3000 } = options
   const dir = mkdtempSync(join(tmpdir(), 'wsc-cluster-'))
-  const children: ChildProcess[] = []
+  const children = new Map<number, ChildProcess>()
   t.after(async () => {
-    await Promise.all(children.map((child) => stopProcess(child)))
+    await Promise.all([...children.values()].map((child) => stopProcess(child)))
     rmSync(dir, { recursive: true, force: true })
   })
   const ports: number[] = []
-  while (ports.length < 3) {
+  while (ports.length < 3 * (1 + replicas)) {
     const port = await freePort()
-    if (!ports.includes(port) && !ports.includes(port + 10000)) ports.push(port)
+    // The cluster bus listens on port + 10000.
+    if (!ports.includes(port) && !ports.includes(port + 10000) && !ports.includes(port - 10000) && port + 10000 <= 65535) ports.push(port)
   }
-  for (const port of ports) {
-    children.push(await spawnRedis(port, dir, [
+  const spawnNode = async (port: number): Promise<void> => {
+    children.set(port, await spawnRedis(port, dir, [
       '--cluster-enabled', 'yes',
       '--cluster-config-file', `nodes-${port}.conf`,
-      '--cluster-node-timeout', '3000'
+      '--cluster-node-timeout', String(nodeTimeout)
     ]))
   }
+  await Promise.all(ports.map(spawnNode))
   const seeds = ports.map((port) => `127.0.0.1:${port}`)
-  await run('redis-cli', ['--cluster', 'create', ...seeds, '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 })
+  await run('redis-cli', ['--cluster', 'create', ...seeds, '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 })
   await waitFor(async () => {
     for (const port of ports) {
-      const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info'])
-      if (!stdout.includes('cluster_state:ok')) return false
+      if (!(await redisCli(port, 'cluster', 'info')).includes('cluster_state:ok')) return false
+      const replication = await redisCli(port, 'info', 'replication')
+      if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false
     }
     return true
-  }, 20_000, 'cluster_state:ok on every master', 100)
-  const probe = new Redis({ port: ports[0] })
-  try {
-    const slots = await probe.cluster('SLOTS')
-    const masters = new Map<string, Array<[number, number]>>()
-    for (const [start, end, master] of slots) {
-      if (master === undefined) continue
-      const addr = `${master[0]}:${master[1]}`
-      masters.set(addr, [...masters.get(addr) ?? [], [start, end]])
+  }, 30_000, 'cluster_state:ok on every node and every replica in sync', 100)
+
+  const slotsFrom = async (port: number): Promise<Array<[number, number, string]>> => {
+    const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+    probe.on('error', () => {})
+    try {
+      await probe.connect()
+      const slots = await probe.cluster('SLOTS')
+      return slots.map(([start, end, [host, port] = ['', 0]]) => [start, end, `${host}:${port}`])
+    } finally {
+      probe.disconnect()
     }
-    return { seeds, masters: [...masters].map(([addr, ranges]) => ({ addr, ranges })) }
-  } finally {
-    probe.disconnect()
+  }
+  const masters = new Map<string, Array<[number, number]>>()
+  for (const [start, end, master] of await slotsFrom(ports[0] as number)) masters.set(master, [...masters.get(master) ?? [], [start, end]])
+  const replicaMap = new Map<string, string[]>([...masters.keys()].map((master) => [master, []]))
+  for (const port of ports) {
+    const master = /master_port:(\d+)/.exec(await redisCli(port, 'info', 'replication'))?.[1]
+    if (master !== undefined) replicaMap.get(`127.0.0.1:${master}`)?.push(`127.0.0.1:${port}`)
+  }
+  const processes = new Map<string, ClusterProcess>()
+  for (const port of ports) {
+    const addr = `127.0.0.1:${port}`
+    processes.set(addr, {
+      port,
+      addr,
+      kill: async (signal = 'SIGKILL') => { await stopProcess(children.get(port), signal) },
+      start: async () => { await spawnNode(port) },
+      pause: () => { children.get(port)?.kill('SIGSTOP') },
+      resume: () => { children.get(port)?.kill('SIGCONT') }
+    })
+  }
+  const alive = (): number[] => ports.filter((port) => {
+    const child = children.get(port)
+    return child !== undefined && child.exitCode === null && child.signalCode === null
+  })
+  return {
+    seeds,
+    masters: [...masters].map(([addr, ranges]) => ({ addr, ranges })),
+    processes,
+    replicas: replicaMap,
+    masterOf: async (slot) => {
+      for (const port of alive()) {
+        try {
+          const range = (await slotsFrom(port)).find(([start, end]) => slot >= start && slot <= end)
+          if (range !== undefined) return range[2]
+        } catch {}
+      }
+      throw new Error(`no live node of the cluster serves slot ${slot}`)
+    }
   }
 }
 

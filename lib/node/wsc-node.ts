@@ -88,6 +88,8 @@ export class WscNode {
   #nodeId = ''
   #heartbeat: NodeJS.Timeout | undefined
   #started = false
+  /** Why {@link start} failed; the node never starts in this process then. */
+  #failed: string | undefined
   #closing = false
   #draining = false
   #drained: Promise<void> | undefined
@@ -147,6 +149,7 @@ export class WscNode {
   health (): NodeHealth {
     return {
       started: this.#started,
+      ...(this.#failed === undefined ? {} : { failed: this.#failed }),
       draining: this.#draining,
       connections: this.hub.size,
       rooms: this.hub.roomCount,
@@ -159,12 +162,17 @@ export class WscNode {
   async start (address: NodeAddress): Promise<void> {
     this.#nodeId = address.nodeId
     const context = { hub: this.hub, router: this.#router, observer: this.observers, log: this.#log }
-    await this.#router.start({
-      ...address,
-      version: this.#options.version,
-      connections: () => this.hub.size,
-      afterGap: () => { this.#catchUp().catch((err: unknown) => this.#log.error({ err }, 'catch-up after a routing gap failed')) }
-    }, (event) => applyRoutedEvent(context, event))
+    try {
+      await this.#router.start({
+        ...address,
+        version: this.#options.version,
+        connections: () => this.hub.size,
+        afterGap: () => { this.#catchUp().catch((err: unknown) => this.#log.error({ err }, 'catch-up after a routing gap failed')) }
+      }, (event) => applyRoutedEvent(context, event))
+    } catch (err) {
+      this.#failed = err instanceof Error ? err.message : String(err)
+      throw err
+    }
     this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeatInterval).unref()
     this.#started = true
   }

@@ -4,6 +4,7 @@
  */
 import type { Cluster, Redis } from 'ioredis'
 import { OptionError, UnavailableError } from '../errors.js'
+import { describeRedisError, isRefusal, notReadyError, redisEndpoint, type RedisFailure } from './connection-errors.js'
 import { defineScripts } from './scripts.js'
 
 /** A command client: standalone/Sentinel `Redis` or `Cluster`. */
@@ -48,17 +49,35 @@ async function connectedToEveryMaster (client: RedisClient): Promise<void> {
   await Promise.allSettled(client.nodes('master').map((node) => node.ping()))
 }
 
+/** Why a connection is not ready yet: its last error, and whether reconnecting can fix it. */
+export interface ConnectionWait {
+  ready: Promise<void>
+  cancel: (err: Error) => void
+  /** The last error the client reported while this waited; undefined when none. */
+  lastFailure: () => RedisFailure | undefined
+}
+
 /**
  * Waits for a client's connection: resolves when it is ready (a Cluster one once it reaches every
- * master), rejects with `timedOut()` after `timeoutMs`, or with the error given to `cancel`.
+ * master); rejects with `failed(lastFailure)` after `timeoutMs`, at once with `failed(failure)` when the
+ * client reports an error reconnecting cannot fix (WRONGPASS, NOAUTH, NOPERM), or with the error given
+ * to `cancel`.
  */
-export function untilReady (client: RedisClient, timeoutMs: number, timedOut: () => Error): { ready: Promise<void>, cancel: (err: Error) => void } {
-  if (client.status === 'ready') return { ready: Promise.resolve(), cancel: () => {} }
+export function untilReady (client: RedisClient, timeoutMs: number, failed: (failure: RedisFailure | undefined) => Error): ConnectionWait {
+  let last: RedisFailure | undefined
+  if (client.status === 'ready') return { ready: Promise.resolve(), cancel: () => {}, lastFailure: () => last }
   let cancel: (err: Error) => void = () => {}
+  const endpoint = redisEndpoint(client)
   const ready = new Promise<void>((resolve, reject) => {
+    const onError = (err: unknown, node?: unknown): void => {
+      last = describeRedisError(err, typeof node === 'string' ? node : endpoint)
+      if (last.fatal) settle(failed(last))
+    }
     const settle = (err?: Error): void => {
       clearTimeout(timer)
       client.off('ready', onReady)
+      client.off('error', onError)
+      client.off('node error', onError)
       if (err === undefined) resolve()
       else reject(err)
     }
@@ -66,11 +85,13 @@ export function untilReady (client: RedisClient, timeoutMs: number, timedOut: ()
       client.off('ready', onReady)
       connectedToEveryMaster(client).then(() => settle(), () => settle())
     }
-    const timer = setTimeout(() => settle(timedOut()), timeoutMs).unref()
+    const timer = setTimeout(() => settle(failed(last)), timeoutMs).unref()
     client.on('ready', onReady)
+    client.on('error', onError)
+    if (client.isCluster) client.on('node error', onError)
     cancel = settle
   })
-  return { ready, cancel }
+  return { ready, cancel, lastFailure: () => last }
 }
 
 /**
@@ -88,6 +109,7 @@ class PoolConnection {
   #firstSettled = false
   #waiting = 0
   #stopWaiting: ((err: Error) => void) | undefined
+  #lastFailure: () => RedisFailure | undefined = () => undefined
 
   constructor (client: RedisClient, index: number, connectTimeout: number) {
     this.client = client
@@ -97,7 +119,8 @@ class PoolConnection {
       this.#firstSettled = true
       return
     }
-    const first = untilReady(client, connectTimeout, () => new UnavailableError(`Redis command connection ${index} not ready within ${connectTimeout} ms (connection ${client.status})`))
+    const first = untilReady(client, connectTimeout, (failure) => notReadyError(`Redis command connection ${index} not ready within ${connectTimeout} ms (connection ${client.status})`, failure))
+    this.#lastFailure = first.lastFailure
     this.#stopWaiting = first.cancel
     this.#first = this.firstConnection = first.ready
     // Registered before any command's callback, so it runs first when the promise settles.
@@ -107,6 +130,11 @@ class PoolConnection {
       if (this.#waiting === 0) this.#first = undefined
     }
     this.#first.then(opened, opened)
+  }
+
+  /** The last error seen while making the first connection. */
+  get lastFailure (): RedisFailure | undefined {
+    return this.#lastFailure()
   }
 
   /** Still making its first connection, within the connect timeout. */
@@ -240,15 +268,19 @@ export class RedisCommandPool {
         else reject(err)
       }
       const timer = setTimeout(() => {
-        const waiting = describeConnections(this.#connections.filter((connection) => connection.client.status !== 'ready' || connection.connecting))
-        done(new UnavailableError(`${what} not reachable within ${timeout} ms: ${this.minReady} of ${this.size} command connections needed; ${waiting.join('; ')}`))
+        const waiting = this.#connections.filter((connection) => connection.client.status !== 'ready' || connection.connecting)
+        const failure = waiting.map((connection) => connection.lastFailure).find((last) => last !== undefined)
+        done(notReadyError(`${what} not reachable within ${timeout} ms: ${this.minReady} of ${this.size} command connections needed; ${describeConnections(waiting).join('; ')}`, failure))
       }, timeout).unref()
       for (const connection of this.#connections) {
         connection.firstConnection.then(() => {
           connected++
           first ||= connection.index === 0
           if (first && connected >= this.minReady) done()
-        }, () => {})
+        }, (err: unknown) => {
+          // Redis refused the credentials: every connection will be refused alike, waiting cannot help.
+          if (isRefusal(err)) done(err as Error)
+        })
       }
     })
   }

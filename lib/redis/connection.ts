@@ -5,7 +5,9 @@
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { WscConfig } from '../config.js'
 import { ConfigError, OptionError } from '../errors.js'
+import type { Logger } from '../logger.js'
 import { isCluster, RedisCommandPool, type RedisClient } from './command-pool.js'
+import { RedisErrorLog } from './connection-errors.js'
 
 /** How the Redis deployment is reached. */
 export type RedisMode = 'standalone' | 'sentinel' | 'cluster'
@@ -68,6 +70,22 @@ const FAIL_FAST: RedisOptions = {
 export const commandConnectionName = (index: number): string => `wsc-command-${index}`
 export const PUBSUB_CONNECTION_NAME = 'wsc-pubsub'
 
+export interface RedisConnectionOptions {
+  /** How long start-up waits for a connection (ms); default 10 s. */
+  connectTimeout?: number | undefined
+  /** Where connection errors go (with their address and cause, each kind at most every 30 s); default nowhere. */
+  log?: Logger | undefined
+}
+
+/** Every client gets an error listener (without one, each reconnect attempt logs an unhandled 'error'). */
+function watchErrors (log: Logger | undefined, clients: Array<[RedisClient, string]>): void {
+  const errors = log === undefined ? undefined : new RedisErrorLog(log)
+  for (const [client, name] of clients) {
+    if (errors === undefined) client.on('error', () => {})
+    else errors.watch(client, name)
+  }
+}
+
 /**
  * Opens the clients the configuration names: standalone (`redis.addr`, a `host:port` or `redis://` URL),
  * Sentinel (`redis.sentinels` + `redis.master_name`) or Cluster (`redis.cluster_nodes`, sharded Pub/Sub):
@@ -75,7 +93,7 @@ export const PUBSUB_CONNECTION_NAME = 'wsc-pubsub'
  * All connect at once and reconnect with backoff for ever; the router re-registers and re-subscribes
  * when they return. `redis.min_idle_conns` is how many command clients start-up waits for.
  */
-export function openRedisConnections (config: RedisConfig, options: { connectTimeout?: number } = {}): RedisConnections {
+export function openRedisConnections (config: RedisConfig, options: RedisConnectionOptions = {}): RedisConnections {
   const mode = resolveRedisMode(config)
   const password = config.password === '' ? undefined : config.password
   const names = Array.from({ length: config.poolSize }, (_, i) => commandConnectionName(i))
@@ -124,8 +142,7 @@ export function openRedisConnections (config: RedisConfig, options: { connectTim
     // The router re-subscribes its own channel list when the connection returns.
     subscriber = make(redisOptions(PUBSUB_CONNECTION_NAME, { ...FAIL_FAST, autoResubscribe: false }))
   }
-  // The router reports the state; without a listener every reconnect attempt would log an unhandled 'error'.
-  for (const client of [...commands, subscriber]) client.on('error', () => {})
+  watchErrors(options.log, [...commands.map((client, i): [RedisClient, string] => [client, names[i] as string]), [subscriber, PUBSUB_CONNECTION_NAME]])
   const pool = new RedisCommandPool(commands, { minReady: config.minIdleConns, connectTimeout: options.connectTimeout })
   return { mode, commands: pool, subscriber, close: closer(pool, subscriber, true) }
 }
@@ -137,7 +154,7 @@ export function openRedisConnections (config: RedisConfig, options: { connectTim
  * settings apply: an offline queue or a keep-alive of its own stays the app's choice, but commands are
  * still refused at once while it is not connected.
  */
-export function adoptRedisClient (client: RedisClient, options: { closeClient: boolean, connectTimeout?: number }): RedisConnections {
+export function adoptRedisClient (client: RedisClient, options: RedisConnectionOptions & { closeClient: boolean }): RedisConnections {
   const own = isCluster(client) ? { ...client.options.redisOptions, ...client.options } : client.options
   if (typeof own.keyPrefix === 'string' && own.keyPrefix !== '') {
     throw new OptionError('client', `the Redis client has keyPrefix ${JSON.stringify(own.keyPrefix)}; fastify-wsc builds its own keys: pass a client without keyPrefix and set the prefix option instead`)
@@ -156,7 +173,8 @@ export function adoptRedisClient (client: RedisClient, options: { closeClient: b
     mode = (client.options.sentinels?.length ?? 0) > 0 ? 'sentinel' : 'standalone'
     subscriber = client.duplicate({ ...FAIL_FAST, autoResubscribe: false, lazyConnect: false, connectionName: PUBSUB_CONNECTION_NAME })
   }
-  subscriber.on('error', () => {})
+  // The app's own client keeps the error handling the app gave it; the duplicate is ours.
+  watchErrors(options.log, [[subscriber, PUBSUB_CONNECTION_NAME]])
   // A lazily connecting client would wait for a first command that start-up is itself waiting for.
   if (client.status === 'wait') client.connect().catch(() => {})
   const pool = new RedisCommandPool([client], { minReady: 1, connectTimeout: options.connectTimeout })

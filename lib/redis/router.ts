@@ -153,7 +153,11 @@ export class RedisRouter implements Router {
     // A presence write still in flight on a user's connection could land after the purge on connection 0
     // scanned the user set, and leave an entry no reaper would ever find. No new one starts once closed.
     await this.#presence.close()
-    if (!wasStarted) return
+    if (!wasStarted) {
+      // A start that failed (Redis refused, not reachable in time) may have left the Pub/Sub side running.
+      await this.#pubsub.close()
+      return
+    }
     const results = await Promise.allSettled([this.#pubsub.close(), this.#deregister()])
     for (const result of results) {
       if (result.status === 'rejected') this.#log.warn({ err: result.reason }, 'redis router: could not deregister cleanly; peers will reap this node')

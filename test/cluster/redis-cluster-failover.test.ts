@@ -1,0 +1,200 @@
+/**
+ * Redis Cluster topology changes under traffic: a master killed during user traffic between two nodes
+ * (its replica takes over), a room's slot moved to another master, and a frozen master that carries
+ * only a room's channel (the loopback probe covers every shard the node subscribes on).
+ */
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { Redis } from 'ioredis'
+import { clusterSlot } from '../../lib/redis/shard-subscriptions.js'
+import { testDatabase } from '../backends.js'
+import { TestClient, waitFor } from '../helper.js'
+import { startNodes, startRedisCluster, uniquePrefix, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
+import { connect } from './redis-scenarios.js'
+
+function admin (t: TestContext, addr: string): Redis {
+  const [host, port] = addr.split(':')
+  const client = new Redis({ host, port: Number(port), maxRetriesPerRequest: 0 })
+  client.on('error', () => {})
+  t.after(() => { client.disconnect() })
+  return client
+}
+
+const masterOf = (cluster: RedisClusterHandle, name: string): string => {
+  const slot = clusterSlot(name)
+  return cluster.masters.find((master) => master.ranges.some(([start, end]) => slot >= start && slot <= end))?.addr as string
+}
+
+/** One device of a user that follows the protocol: it keeps the highest seq it got and resumes with `since`. */
+class Device {
+  readonly user: string
+  readonly seqs = new Set<number>()
+  lastSeq = 0
+  client: TestClient | undefined
+
+  constructor (user: string) {
+    this.user = user
+  }
+
+  async connect (t: TestContext, node: TestNode): Promise<void> {
+    const client = new TestClient(node.url(`token=${this.user}${this.lastSeq > 0 ? `&since=${this.lastSeq}` : ''}`))
+    t.after(() => client.close())
+    client.socket.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as { type: string, seq?: number }
+      if (frame.type !== 'message' || typeof frame.seq !== 'number') return
+      this.seqs.add(frame.seq)
+      this.lastSeq = Math.max(this.lastSeq, frame.seq)
+    })
+    client.welcome = await client.next('welcome')
+    this.client = client
+  }
+}
+
+test('a master killed during user traffic between two nodes: its replica takes over, delivery resumes, no accepted message is lost', async (t) => {
+  const cluster = await startRedisCluster(t, { replicas: 1, nodeTimeout: 1000 })
+  const db = await testDatabase(t)
+  const prefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { prefix, clusterNodes: cluster.seeds, heartbeatMs: 500, extra: { mysql: { url: db.url } } })
+  assert.ok(a && b)
+  // The master to kill carries B's node channel: every message to B's users is published there, so
+  // sends wait (ioredis retries through the failover) and B must re-subscribe on the promoted replica.
+  const victim = masterOf(cluster, `${prefix}node:${b.nodeId}`)
+  // Three users per master (their presence, seq and inbox keys live there), each with a device on B.
+  const users: string[] = []
+  for (const master of cluster.masters) {
+    for (let i = 0; users.filter((user) => masterOf(cluster, `${prefix}presence:{${user}}`) === master.addr).length < 3; i++) {
+      const user = `u-${master.addr.split(':')[1]}-${i}`
+      if (masterOf(cluster, `${prefix}presence:{${user}}`) === master.addr) users.push(user)
+    }
+  }
+  const devices = users.map((user) => new Device(user))
+  for (const device of devices) await device.connect(t, b)
+
+  const accepted = new Map<string, number[]>(users.map((user) => [user, []]))
+  const refused = new Map<string, number>()
+  let acceptedDuringFailover = 0
+  let slowestSendMs = 0
+  let failingOver = false
+  const traffic = { sending: true }
+  // One sender per user, concurrently: a send that waits on the dead master holds up only its own user.
+  const senders = Promise.all(users.map(async (user) => {
+    for (let n = 0; traffic.sending; n++) {
+      const start = performance.now()
+      try {
+        const { seq } = await a.app.wsc.sendToUser(user, { n })
+        slowestSendMs = Math.max(slowestSendMs, performance.now() - start)
+        accepted.get(user)?.push(seq as number)
+        if (failingOver) acceptedDuringFailover++
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? String(err)
+        refused.set(code, (refused.get(code) ?? 0) + 1)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }))
+  const receivedLive = (): number => devices.reduce((sum, device) => sum + device.seqs.size, 0)
+  await waitFor(() => receivedLive() >= 50, 10_000, 'traffic to flow before the kill')
+
+  const victimSlot = clusterSlot(`${prefix}node:${b.nodeId}`)
+  const killedAt = performance.now()
+  failingOver = true
+  await cluster.processes.get(victim)?.kill('SIGKILL')
+  const promoted = await waitFor(async () => {
+    const master = await cluster.masterOf(victimSlot).catch(() => victim)
+    return master !== victim ? master : undefined
+  }, 20_000, 'a replica to take over the killed master\'s slots')
+  const failoverMs = performance.now() - killedAt
+  failingOver = false
+  assert.ok(cluster.replicas.get(victim)?.includes(promoted), `${promoted} was a replica of ${victim}`)
+
+  // Delivery resumes on the open connections: messages accepted from now on arrive live, for every user.
+  const resumeFrom = new Map(users.map((user) => [user, accepted.get(user)?.length ?? 0]))
+  await waitFor(() => devices.every((device) => {
+    const later = accepted.get(device.user)?.slice(resumeFrom.get(device.user)) ?? []
+    return later.length >= 2 && later.every((seq) => device.seqs.has(seq))
+  }), 20_000, 'live delivery to resume for every user')
+  const resumedMs = performance.now() - killedAt
+  await waitFor(() => a.app.wsc.routerStatus().up && b.app.wsc.routerStatus().up, 10_000, 'both routers to report up (a probe round on every shard)')
+  traffic.sending = false
+  await senders
+
+  const live = receivedLive()
+  // The clients resume with `since`: every accepted message is delivered, none lost.
+  for (const device of devices) {
+    await device.client?.close()
+    await device.connect(t, a)
+    const last = accepted.get(device.user)?.at(-1) ?? 0
+    await waitFor(() => device.lastSeq >= last, 10_000, `${device.user} to catch up to seq ${last}`)
+  }
+  const lost = devices.flatMap((device) => (accepted.get(device.user) ?? []).filter((seq) => !device.seqs.has(seq)).map((seq) => `${device.user}#${seq}`))
+  const total = [...accepted.values()].reduce((sum, seqs) => sum + seqs.length, 0)
+  t.diagnostic(`killed master ${victim}: replica ${promoted} serves its slots after ${Math.round(failoverMs)} ms; live delivery to every user resumed after ${Math.round(resumedMs)} ms`)
+  t.diagnostic(`sends: ${total} accepted, ${[...refused.values()].reduce((sum, n) => sum + n, 0)} refused (${[...refused].map(([code, n]) => `${code}: ${n}`).join(', ')}); ${acceptedDuringFailover} accepted between the kill and the promotion; slowest accepted send ${Math.round(slowestSendMs)} ms; ${live} accepted messages arrived live before the clients resumed; lost: ${lost.length}`)
+  assert.deepEqual(lost, [], 'every accepted message reached its device')
+})
+
+test('a room\'s slot moves to another master: its members get room traffic again and no subscription stays behind', async (t) => {
+  const cluster = await startRedisCluster(t)
+  const prefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { prefix, clusterNodes: cluster.seeds, heartbeatMs: 300 })
+  assert.ok(a && b)
+  const member = await connect(t, b, 'mia')
+  member.send({ type: 'join', room: 'moving' })
+  await member.next('joined')
+  await a.app.wsc.sendToRoom('moving', 'before')
+  assert.equal((await member.next('message')).data, 'before')
+
+  const channel = `${prefix}room:moving`
+  const slot = clusterSlot(channel)
+  const from = masterOf(cluster, channel)
+  const to = cluster.masters.find((master) => master.addr !== from)?.addr as string
+  const ids = new Map<string, string>()
+  for (const master of cluster.masters) ids.set(master.addr, await admin(t, master.addr).cluster('MYID') as string)
+  await admin(t, to).cluster('SETSLOT', slot, 'IMPORTING', ids.get(from) as string)
+  await admin(t, from).cluster('SETSLOT', slot, 'MIGRATING', ids.get(to) as string)
+  for (const master of [to, from, ...cluster.masters.map((m) => m.addr).filter((addr) => addr !== to && addr !== from)]) {
+    await admin(t, master).cluster('SETSLOT', slot, 'NODE', ids.get(to) as string)
+  }
+  const moved = performance.now()
+  await waitFor(async () => {
+    const [, count] = await admin(t, to).pubsub('SHARDNUMSUB', channel) as [string, number]
+    return Number(count) === 1
+  }, 10_000, 'node B to subscribe the room on its new master')
+  t.diagnostic(`room channel subscribed on its new master ${Math.round(performance.now() - moved)} ms after the slot moved`)
+  const [, left] = await admin(t, from).pubsub('SHARDNUMSUB', channel) as [string, number]
+  assert.equal(Number(left), 0, 'no subscription stays on the old master')
+  await a.app.wsc.sendToRoom('moving', 'after')
+  assert.equal((await member.next('message')).data, 'after')
+  await waitFor(() => b.app.wsc.routerStatus().up, 5000, 'B to verify the loop on the new shard')
+})
+
+test('a frozen master that carries only a room of the node: the router reports that shard down, and up again once it answers', async (t) => {
+  // A long node timeout: the other masters keep serving while it is frozen (no failover, no cluster_state:fail).
+  const cluster = await startRedisCluster(t, { nodeTimeout: 60_000 })
+  // Registered before the nodes: after-hooks run in order, so a failed test thaws the master before the nodes close.
+  t.after(() => { for (const node of cluster.processes.values()) node.resume() })
+  const prefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { prefix, clusterNodes: cluster.seeds, heartbeatMs: 300 })
+  assert.ok(a && b)
+  // B's own channel and the broadcast channel live on at most two of the three masters.
+  const busy = new Set([masterOf(cluster, `${prefix}node:${b.nodeId}`), masterOf(cluster, `${prefix}broadcast`)])
+  const quiet = cluster.masters.find((master) => !busy.has(master.addr))
+  assert.ok(quiet !== undefined)
+  let room = ''
+  for (let i = 0; room === ''; i++) if (masterOf(cluster, `${prefix}room:r${i}`) === quiet.addr) room = `r${i}`
+  const member = await connect(t, b, 'ria')
+  member.send({ type: 'join', room })
+  await member.next('joined')
+  await waitFor(() => b.app.wsc.routerStatus().up, 5000, 'B up with the room subscribed')
+
+  cluster.processes.get(quiet.addr)?.pause()
+  const down = await waitFor(() => {
+    const status = b.app.wsc.routerStatus()
+    return status.up ? undefined : status
+  }, 10_000, 'B to report the shard of its room down')
+  assert.match(down.detail, new RegExp(`shard ${quiet.addr.replace(/\./g, '\\.')}`), down.detail)
+  cluster.processes.get(quiet.addr)?.resume()
+  await waitFor(() => b.app.wsc.routerStatus().up, 15_000, 'B up again once the master answers')
+  await a.app.wsc.sendToRoom(room, 'thawed')
+  assert.equal((await member.next('message')).data, 'thawed')
+})
