@@ -3,6 +3,7 @@
  * to each of them.
  */
 import type { ClientConnection } from './client-connection.js'
+import type { Logger } from '../logger.js'
 import type { Target } from '../protocol.js'
 
 /**
@@ -79,6 +80,18 @@ export class LocalHub {
     if (members.size > 0) return false
     this.#byRoom.delete(room)
     return true
+  }
+
+  /** The heartbeat: pings every connection, and drops those that missed two pings. */
+  beat (log: Logger): void {
+    for (const connection of this.#connections.values()) {
+      if (connection.missedPings >= 2) {
+        log.debug({ connectionId: connection.id, userId: connection.userId }, 'heartbeat missed twice: terminating')
+        connection.terminate()
+      } else {
+        connection.ping()
+      }
+    }
   }
 
   /** Writes the frame to every local connection the target names; returns how many took it. */

@@ -1,6 +1,7 @@
 /**
  * Resumption: sends a connection the user messages it missed, from the store, at the pace the client
- * reads, before the live traffic held meanwhile. Also fills a seq gap in live traffic.
+ * reads, before the live traffic held meanwhile. Also fills a seq gap in live traffic, and catches
+ * connections up after a gap in routing.
  */
 import type { Logger } from '../logger.js'
 import { CloseCode, encodeMessage } from '../protocol.js'
@@ -72,4 +73,33 @@ export async function replayMissed (connection: ClientConnection, store: Message
     return
   }
   connection.endReplay(cursor)
+}
+
+/** Connections caught up from the store at once after a routing gap. */
+const CATCH_UP_CONCURRENCY = 32
+
+/**
+ * After a gap in routing (Redis restarted, a failover, a lost subscription), sends each connection the
+ * user messages stored above what it was sent, a few connections at a time; live traffic is held
+ * meanwhile and released in seq order without duplicates. A store that is not back yet leaves the
+ * connections open: the repair of routing that follows runs the catch-up again.
+ */
+export async function catchUp (connections: ClientConnection[], store: MessageStore, log: Logger): Promise<void> {
+  let failed = 0
+  let cause: unknown
+  for (let i = 0; i < connections.length; i += CATCH_UP_CONCURRENCY) {
+    await Promise.all(connections.slice(i, i + CATCH_UP_CONCURRENCY).map(async (connection) => {
+      // One replay at a time per connection: a running one may have read the store before the gap closed.
+      while (connection.replaying) await connection.replayDone()
+      if (!connection.isOpen) return
+      connection.beginReplay()
+      try {
+        await replayMissed(connection, store, log, connection.deliveredSeq, Infinity, true)
+      } catch (err) {
+        failed++
+        cause = err
+      }
+    }))
+  }
+  if (failed > 0) log.warn({ err: cause, connections: failed }, 'catch-up could not read the store; it runs again when routing is repaired')
 }

@@ -10,16 +10,17 @@ import type { Logger } from '../logger.js'
 import type { MessageStore } from '../store/message-store.js'
 import { CloseCode, encodeJoined, encodeReconnect, encodeWelcome } from '../protocol.js'
 import type { NodeHealth } from '../readiness.js'
-import { makeConnectionId, parseConnectionId, type PresenceEntry, type Router } from '../router/router.js'
+import { makeConnectionId, type Router } from '../router/router.js'
 import { ClientConnection, type ConnectionSettings, type WireSocket } from './client-connection.js'
 import { ClientFrames, type AuthorizeJoin, type AuthorizePublish, type MessageEvent } from './client-frames.js'
 import { DRAIN_CLOSE_GRACE_MS, DrainPause, planDrain } from './drain.js'
 import { LocalHub } from './hub.js'
 import { IsolatedEvents } from './listeners.js'
 import { ObserverList } from './observer.js'
-import { planResume, replayMissed, type Resume, type ResumePlan } from './replay.js'
+import { catchUp, planResume, replayMissed, type Resume, type ResumePlan } from './replay.js'
 import { applyRoutedEvent } from './routed-events.js'
 import { Sender } from './sender.js'
+import { closeOldestBeyond } from './user-limit.js'
 
 /** Who a connection belongs to, as `authenticate` decided. */
 export interface AuthResult {
@@ -68,9 +69,6 @@ export interface WscNodeOptions {
   authorizeJoin?: AuthorizeJoin | undefined
   authorizePublish?: AuthorizePublish | undefined
 }
-
-/** Connections caught up from the store at once after a routing gap. */
-const CATCH_UP_CONCURRENCY = 32
 
 export class WscNode {
   readonly hub = new LocalHub()
@@ -167,13 +165,13 @@ export class WscNode {
         ...address,
         version: this.#options.version,
         connections: () => this.hub.size,
-        afterGap: () => { this.#catchUp().catch((err: unknown) => this.#log.error({ err }, 'catch-up after a routing gap failed')) }
+        afterGap: () => { catchUp([...this.hub], this.#options.store, this.#log).catch((err: unknown) => this.#log.error({ err }, 'catch-up after a routing gap failed')) }
       }, (event) => applyRoutedEvent(context, event))
     } catch (err) {
       this.#failed = err instanceof Error ? err.message : String(err)
       throw err
     }
-    this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeatInterval).unref()
+    this.#heartbeat = setInterval(() => this.hub.beat(this.#log), this.#config.heartbeatInterval).unref()
     this.#started = true
   }
 
@@ -327,68 +325,13 @@ export class WscNode {
       for (const room of auth.rooms ?? []) connection.write(Buffer.from(encodeJoined(room)))
       this.#log.debug({ connectionId: connection.id, userId: connection.userId }, 'connection opened')
       this.events.emit('connect', { connectionId: connection.id, userId: connection.userId, nodeId: this.nodeId })
-      await this.#enforceUserLimit(connection.userId)
+      await closeOldestBeyond(this.#router, connection.userId, this.#config.maxConnectionsPerUser)
     } catch (err) {
       this.#log.warn({ err, connectionId: connection.id, code: CloseCode.INTERNAL }, 'connection set-up failed')
       connection.close(CloseCode.INTERNAL, 'set-up failed')
       return
     }
     await replayMissed(connection, this.#options.store, this.#log, plan.afterSeq)
-  }
-
-  /**
-   * After a gap in routing (Redis restarted, a failover, a lost subscription), sends every local
-   * connection the user messages stored above what it was sent, a few connections at a time; live
-   * traffic is held meanwhile and released in seq order without duplicates.
-   */
-  async #catchUp (): Promise<void> {
-    const connections = [...this.hub]
-    let failed = 0
-    let cause: unknown
-    for (let i = 0; i < connections.length; i += CATCH_UP_CONCURRENCY) {
-      await Promise.all(connections.slice(i, i + CATCH_UP_CONCURRENCY).map(async (connection) => {
-        // One replay at a time per connection: a running one may have read the store before the gap closed.
-        while (connection.replaying) await connection.replayDone()
-        if (!connection.isOpen) return
-        connection.beginReplay()
-        try {
-          await replayMissed(connection, this.#options.store, this.#log, connection.deliveredSeq, Infinity, true)
-        } catch (err) {
-          failed++
-          cause = err
-        }
-      }))
-    }
-    // The store is not back yet: the repair of routing that follows runs the catch-up again.
-    if (failed > 0) this.#log.warn({ err: cause, connections: failed }, 'catch-up could not read the store; it runs again when routing is repaired')
-  }
-
-  /** Pings every connection; terminates those that missed two pings. */
-  #beat (): void {
-    for (const connection of this.hub) {
-      if (connection.missedPings >= 2) {
-        this.#log.debug({ connectionId: connection.id, userId: connection.userId }, 'heartbeat missed twice: terminating')
-        connection.terminate()
-      } else {
-        connection.ping()
-      }
-    }
-  }
-
-  async #enforceUserLimit (userId: string): Promise<void> {
-    const max = this.#config.maxConnectionsPerUser
-    if (max === 0) return
-    const entries = await this.#router.presence(userId)
-    if (entries.length <= max) return
-    const age = (entry: PresenceEntry): number => parseConnectionId(entry.connectionId)?.startedAt ?? 0
-    const oldest = entries.sort((a, b) => age(a) - age(b) || a.connectionId.localeCompare(b.connectionId))
-    await Promise.all(oldest.slice(0, entries.length - max).map((entry) =>
-      this.#router.toConnection(entry.connectionId, {
-        kind: 'disconnect',
-        connectionId: entry.connectionId,
-        code: CloseCode.POLICY,
-        reason: `more than ${max} connections for this user`
-      })))
   }
 
   /** The router behind the presence and node queries of `app.wsc`. */

@@ -4,6 +4,7 @@
  * shard that carries the node's subscriptions is probed, on one of the channels the node wants there.
  */
 import type { Logger } from '../logger.js'
+import { fulfilsWithin } from '../fulfils-within.js'
 import { encodeProbe } from '../router/routed-event-codec.js'
 
 const errorMessage = (err: unknown): string => err instanceof Error ? err.message : String(err)
@@ -155,9 +156,7 @@ export class LoopbackProbe {
     const before = this.#at
     const ended = new Promise<void>((resolve) => this.#waiters.push(resolve))
     this.send()
-    let timer: NodeJS.Timeout | undefined
-    await Promise.race([ended, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#timeout).unref() })])
-    clearTimeout(timer)
+    await fulfilsWithin(ended, this.#timeout)
     return this.#at !== before
   }
 }

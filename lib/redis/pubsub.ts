@@ -5,6 +5,7 @@
  */
 import type { Cluster, Redis } from 'ioredis'
 import type { Logger } from '../logger.js'
+import { fulfilsWithin } from '../fulfils-within.js'
 import { decodeChannelMessage } from '../router/routed-event-codec.js'
 import type { RoutedEvent } from '../router/router.js'
 import { untilReady, type RedisClient } from './command-pool.js'
@@ -20,18 +21,6 @@ export function publish (mode: RedisMode, client: RedisClient, channel: string, 
 }
 
 type Listener = (...args: any[]) => void
-
-/** How long a reconciliation waits for a shard connection's pending replies before skipping it. */
-const SETTLE_TIMEOUT_MS = 5000
-
-async function bounded (promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms).unref() })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 export interface RedisPubSubOptions {
   mode: RedisMode
@@ -242,36 +231,14 @@ export class RedisPubSub {
         return true
       }
       if (!this.#shards.readable) return await this.#resubscribeBlindly(wanted)
-      return await this.#reconcileShards(this.#shards)
+      const complete = await this.#shards.reconcile(this.#channels, this.#options.log)
+      if (!complete) this.#dirty = true
+      return complete
     } catch (err) {
       this.#dirty = true
       this.#options.log.warn({ err, channels: wanted.length }, 'redis router: re-subscribing failed; retried at the next heartbeat')
       return false
     }
-  }
-
-  async #reconcileShards (shards: ShardSubscriptions): Promise<boolean> {
-    const settled = await Promise.all(shards.connections().filter((connection) => connection.ready).map((connection) => bounded(connection.settle(), SETTLE_TIMEOUT_MS)))
-    let complete = settled.every(Boolean)
-    shards.prune(this.#channels)
-    const connections = shards.connections().filter((connection) => connection.ready)
-    const confirmed = new Set<string>()
-    for (const connection of connections) {
-      const unwanted = [...connection.channels].filter((channel) => !this.#channels.has(channel))
-      for (const channel of connection.channels) if (this.#channels.has(channel)) confirmed.add(channel)
-      if (unwanted.length === 0) continue
-      this.#options.log.info({ shard: connection.shard, channels: unwanted.length }, 'redis router: unsubscribing channels this node no longer wants')
-      const results = await Promise.allSettled(unwanted.map((channel) => connection.unsubscribe(channel)))
-      if (results.some((result) => result.status === 'rejected')) complete = false
-    }
-    const missing = [...this.#channels].filter((channel) => !confirmed.has(channel))
-    if (missing.length > 0) {
-      shards.unlist(missing)
-      const results = await Promise.allSettled(missing.map((channel) => this.#subscriber.ssubscribe(channel)))
-      if (results.some((result) => result.status === 'rejected')) complete = false
-    }
-    if (!complete) this.#dirty = true
-    return complete
   }
 
   /** An ioredis without a readable subscriber group: subscribe everything again, as it would itself. */
@@ -316,7 +283,7 @@ export class RedisPubSub {
       this.#channels.clear()
       return
     }
-    await bounded(this.unsubscribe(channels), this.#options.connectTimeout)
+    await fulfilsWithin(this.unsubscribe(channels), this.#options.connectTimeout)
   }
 
   #listen (event: string, listener: Listener): void {

@@ -7,6 +7,11 @@
  * shape first, and {@link ShardSubscriptions.readable} is false when this ioredis does not have them.
  */
 import type { Cluster } from 'ioredis'
+import type { Logger } from '../logger.js'
+import { fulfilsWithin } from '../fulfils-within.js'
+
+/** How long a reconciliation waits for a shard connection's pending replies before skipping it. */
+const SETTLE_TIMEOUT_MS = 5000
 
 /** The slot Redis Cluster gives a key or shard channel: CRC16 (XMODEM) of its hash tag, or of the whole name. */
 export function clusterSlot (name: string): number {
@@ -134,6 +139,34 @@ export class ShardSubscriptions {
       })
     }
     return connections
+  }
+
+  /**
+   * Makes the shard connections' subscriptions equal `wanted`: waits for their pending replies (each
+   * bounded), drops duplicates and unwanted channels from the re-subscribe list, unsubscribes what a
+   * shard connection holds but is not wanted, and subscribes what no shard connection confirmed.
+   * Resolves whether every step succeeded.
+   */
+  async reconcile (wanted: ReadonlySet<string>, log: Logger): Promise<boolean> {
+    const settled = await Promise.all(this.connections().filter((connection) => connection.ready).map((connection) => fulfilsWithin(connection.settle(), SETTLE_TIMEOUT_MS)))
+    let complete = settled.every(Boolean)
+    this.prune(wanted)
+    const confirmed = new Set<string>()
+    for (const connection of this.connections().filter((connection) => connection.ready)) {
+      const unwanted = [...connection.channels].filter((channel) => !wanted.has(channel))
+      for (const channel of connection.channels) if (wanted.has(channel)) confirmed.add(channel)
+      if (unwanted.length === 0) continue
+      log.info({ shard: connection.shard, channels: unwanted.length }, 'redis router: unsubscribing channels this node no longer wants')
+      const results = await Promise.allSettled(unwanted.map((channel) => connection.unsubscribe(channel)))
+      if (results.some((result) => result.status === 'rejected')) complete = false
+    }
+    const missing = [...wanted].filter((channel) => !confirmed.has(channel))
+    if (missing.length > 0) {
+      this.unlist(missing)
+      const results = await Promise.allSettled(missing.map((channel) => this.#cluster.ssubscribe(channel)))
+      if (results.some((result) => result.status === 'rejected')) complete = false
+    }
+    return complete
   }
 
   /** The master serving `channel`'s slot, as the client's slot map says; undefined before it has one. */

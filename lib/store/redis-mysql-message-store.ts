@@ -71,9 +71,18 @@ export class RedisMySqlMessageStore implements MessageStore {
     return older.length >= limit ? older : older.concat(window.messages.slice(0, limit - older.length))
   }
 
-  /** MySQL's: it numbers every message and holds every one retained (the window may hold fewer). */
+  /**
+   * MySQL's epoch and oldest seq (it holds every message retained); the latest seq as {@link since}
+   * sees it: the window's while the window is warm. A message MySQL committed and the window does not
+   * hold yet is still on its way to the connection (its append has not resolved), so a welcome must not
+   * count it as sent.
+   */
   async head (userId: string): Promise<StreamHead> {
-    return this.mysql.head(userId)
+    const [mysql, window] = await Promise.all([
+      this.mysql.head(userId),
+      this.#window.latest([userId]).then((latest) => latest.get(userId), () => undefined)
+    ])
+    return window === undefined ? mysql : { ...mysql, latestSeq: window }
   }
 
   async ackedSeq (userId: string): Promise<number> {

@@ -135,3 +135,20 @@ test('through the WebSocket: a client resumes with since= across a Redis flush',
   assert.deepEqual(replay.map((frame) => (frame.data as { n: number }).n), range(4, 20))
   await ws.close()
 })
+
+test('the latest seq a welcome names is one the replay can give: a message committed but not yet in the window is not counted', async (t) => {
+  const db = await testDatabase(t)
+  const { client, prefix } = await testRedis(t)
+  const store = await startStore(t, client, db.pool, { prefix, inboxSize: 100 })
+  for (let i = 1; i <= 3; i++) await store.append('ann', message(`m${i}`))
+  // MySQL commits seq 4 before the window has it: what happens between a batch's COMMIT and its copy into Redis.
+  const { MySqlMessageStore } = await import('../../lib/store/mysql/mysql-message-store.js')
+  const direct = new MySqlMessageStore(db.pool, { probeInterval: 0 })
+  await direct.start()
+  t.after(() => direct.close())
+  assert.equal((await direct.append('ann', message('m4'))).seq, 4)
+  const head = await store.head('ann')
+  const visible = await replayAll(store, 'ann', 0, 100)
+  assert.ok(head.latestSeq <= (visible.at(-1)?.seq ?? 0), `the welcome names ${head.latestSeq}; the replay gives up to ${visible.at(-1)?.seq}`)
+  assert.equal(head.oldestSeq, 1)
+})
