@@ -31,6 +31,11 @@ io.on('connection', (socket) => {
     socket.join(room)
     ack?.()
   })
+  // A user's message to a user, as the ws protocol's `publish` frame: acknowledged once handed to the adapter.
+  socket.on('publish', (frame: { to: { user: string }, data: unknown }, ack?: () => void) => {
+    io.to(`user:${frame.to.user}`).emit('message', frame.data)
+    ack?.()
+  })
 })
 
 serveCommands({
