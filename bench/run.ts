@@ -2,7 +2,7 @@
 // Prints a markdown table and writes bench/results/latest.json (ignored by git; see bench/results.ts).
 import { execSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { availableParallelism, cpus } from 'node:os'
+import { availableParallelism, cpus, loadavg } from 'node:os'
 import { relative } from 'node:path'
 import mysql from 'mysql2/promise'
 import { crossNode } from './cross-node.js'
@@ -121,12 +121,14 @@ export const scenarios: Scenario[] = [fanout, crossNode, idleMemory, durableSend
 async function main (): Promise<void> {
   const rows: Row[] = []
   const started = Date.now()
+  const loadAtStart = loadavg()
   for (const scenario of scenarios) {
     if (only !== undefined && !only.some((name) => scenario.name.includes(name))) continue
     process.stderr.write(`running ${scenario.name}...\n`)
     rows.push(...await scenario.run({ quick }))
   }
   console.log(resultsTable(rows))
+  const loadAtEnd = loadavg()
   let commit = 'unknown'
   try { commit = execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim() } catch {}
   writeLatestResults({
@@ -136,8 +138,10 @@ async function main (): Promise<void> {
     cpu: cpus()[0]?.model,
     commit,
     seconds: Math.round((Date.now() - started) / 1000),
+    loadAverage: { start: loadAtStart, end: loadAtEnd },
     rows: rows.map((row) => ({ ...row, ratio: row.ours / row.baseline }))
   })
+  process.stderr.write(`load average ${loadAtStart.map((l) => l.toFixed(2)).join(', ')} at the start, ${loadAtEnd.map((l) => l.toFixed(2)).join(', ')} at the end\n`)
   process.stderr.write(`figures written to ${relative(process.cwd(), LATEST_RESULTS)}\n`)
 }
 
