@@ -146,8 +146,8 @@ interface ThreeNodes { publishPaced: Figures, publishSaturated: Figures, sendPac
 export const crossNode: Scenario = {
   name: 'cross-node',
   run: async ({ quick }) => withBenchRedis(async (redis) => {
-    const pacedMessages = quick ? 4000 : 16_000
-    const saturatedMessages = quick ? 12_000 : 60_000
+    const pacedMessages = quick ? 4000 : 12_000
+    const saturatedMessages = quick ? 12_000 : 40_000
     const warmUp = quick ? 1500 : 3000
     const three = new Map<System, ThreeNodes>()
     const six = new Map<System, Figures>()
