@@ -64,15 +64,34 @@ async function withBenchRedis<T> (body: (redis: { addr: string, client: Redis })
   }
 }
 
-/** CPU seconds the redis-server has used, system and user, all its threads. */
-async function redisCpuSeconds (client: Redis): Promise<number> {
-  const info = await client.info('cpu')
+interface RedisUsage {
+  /** CPU seconds the redis-server has used, system and user, all its threads. */
+  cpuSeconds: number
+  /** Calls and µs of each command (INFO commandstats). */
+  commands: Map<string, { calls: number, usec: number }>
+}
+
+async function redisUsage (client: Redis): Promise<RedisUsage> {
+  const info = await client.call('INFO', 'cpu', 'commandstats') as string
   const field = (name: string): number => {
     const value = new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1]
     if (value === undefined) throw new Error(`INFO CPU has no ${name}`)
     return Number(value)
   }
-  return field('used_cpu_sys') + field('used_cpu_user')
+  const commands = new Map<string, { calls: number, usec: number }>()
+  for (const [, name, calls, usec] of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    if (name !== 'info') commands.set(name as string, { calls: Number(calls), usec: Number(usec) })
+  }
+  return { cpuSeconds: field('used_cpu_sys') + field('used_cpu_user'), commands }
+}
+
+/** What Redis did per message between two readings: each command's calls and µs (wall time), busiest first. */
+function commandsPerMessage (before: RedisUsage, after: RedisUsage, messages: number): string {
+  return [...after.commands].map(([name, { calls, usec }]) => {
+    const was = before.commands.get(name) ?? { calls: 0, usec: 0 }
+    return { name, calls: (calls - was.calls) / messages, usec: (usec - was.usec) / messages }
+  }).filter((c) => c.calls > 0).sort((a, b) => b.usec - a.usec)
+    .map((c) => `${c.name} ${c.calls.toFixed(2)} (${c.usec.toFixed(1)} µs)`).join(', ')
 }
 
 /**
@@ -100,23 +119,29 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
     const inFlight = Math.floor(IN_FLIGHT / nodes)
     return body(async ({ load, messages, ratePerSecond }, what) => {
       const total = messages - messages % nodes
-      let cpuBefore = 0
+      let before: RedisUsage | undefined
       let startedAt = 0
-      const result = await counted(receivers, total, `${system.name}, ${nodes} nodes, ${what}`, async () => {
-        cpuBefore = await redisCpuSeconds(redis.client)
+      const name = `${system.name}, ${nodes} nodes, ${what}`
+      const result = await counted(receivers, total, name, async () => {
+        before = await redisUsage(redis.client)
         startedAt = now()
         if (load === 'publish') await publishers.call('publish', { targets, count: total, ratePerSecond, inFlight, size: SIZE })
         else await Promise.all(nodeProcesses.map(async (server, n) => server.call('sendToUsers', { users: targets[n], count: total / nodes, ratePerSecond: ratePerSecond / nodes, inFlight, size: SIZE })))
       })
       const seconds = (now() - startedAt) / 1000
-      const cpu = await redisCpuSeconds(redis.client) - cpuBefore
-      return {
+      const after = await redisUsage(redis.client)
+      const cpu = after.cpuSeconds - before!.cpuSeconds
+      const figures = {
         perSecond: result.received / (result.ms / 1000),
         p50: result.p50,
         p99: result.p99,
         redisCpuPercent: (cpu / seconds) * 100,
         redisCpuMicrosPerMessage: (cpu * 1e6) / result.received
       }
+      // Every run, warm-ups too, on stderr: the Redis commands behind the CPU figure show what a change did.
+      process.stderr.write(`  ${name}: ${Math.round(figures.perSecond)} msg/s, p50 ${figures.p50.toFixed(2)} ms, p99 ${figures.p99.toFixed(2)} ms; ` +
+        `Redis ${figures.redisCpuMicrosPerMessage.toFixed(1)} µs CPU per message, commands per message (a script's own included; its µs include theirs): ${commandsPerMessage(before!, after, result.received)}\n`)
+      return figures
     })
   })
 }
