@@ -1,7 +1,7 @@
 // The cross-node scenario: users spread over 3 (then 6) nodes on one Redis of the bench's own, every
 // message addressed to a user on another node. fastify-wsc beside the minimal ws + Redis router and
 // Socket.IO + redis-adapter, each on the same topology with the same load, one after the other.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
@@ -48,6 +48,15 @@ interface Figures {
 }
 
 type Measure = (run: Run, what: string) => Promise<Figures>
+
+/** Microseconds on the monotonic clock V8's CPU profiles use for their sample times. */
+const monotonicMicros = (): number => Number(process.hrtime.bigint() / 1000n)
+
+/** With BENCH_CPU_PROF, notes when each run was measured, so profile-summary can look at that run alone. */
+function noteProfileWindow (name: string, startUs: number, endUs: number): void {
+  const dir = process.env.BENCH_CPU_PROF
+  if (dir !== undefined) appendFileSync(join(dir, 'windows.jsonl'), JSON.stringify({ name, startUs, endUs }) + '\n')
+}
 
 /** A redis-server of the benchmark's own on a free port: flushed per topology, removed after. */
 async function withBenchRedis<T> (body: (redis: { addr: string, client: Redis }) => Promise<T>): Promise<T> {
@@ -121,14 +130,17 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
       const total = messages - messages % nodes
       let before: RedisUsage | undefined
       let startedAt = 0
+      let startUs = 0
       const name = `${system.name}, ${nodes} nodes, ${what}`
       const result = await counted(receivers, total, name, async () => {
         before = await redisUsage(redis.client)
         startedAt = now()
+        startUs = monotonicMicros()
         if (load === 'publish') await publishers.call('publish', { targets, count: total, ratePerSecond, inFlight, size: SIZE })
         else await Promise.all(nodeProcesses.map(async (server, n) => server.call('sendToUsers', { users: targets[n], count: total / nodes, ratePerSecond: ratePerSecond / nodes, inFlight, size: SIZE })))
       })
       const seconds = (now() - startedAt) / 1000
+      noteProfileWindow(name, startUs, monotonicMicros())
       const after = await redisUsage(redis.client)
       const cpu = after.cpuSeconds - before!.cpuSeconds
       const figures = {

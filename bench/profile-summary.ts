@@ -1,6 +1,8 @@
-// `npx tsx bench/profile-summary.ts DIR [--top=N]`: reads the V8 CPU profiles BENCH_CPU_PROF=DIR wrote
-// and prints, for each bench process, what it ran, how busy it was, and where its own time went (self
-// time by source file and by function), so profiles before and after a change can be read side by side.
+// `npx tsx bench/profile-summary.ts DIR [--top=N] [--run=TEXT]`: reads the V8 CPU profiles
+// BENCH_CPU_PROF=DIR wrote and prints, for each bench process, what it ran, how busy it was, and where its
+// own time went (self time by source file and by function, native calls by caller), so profiles before
+// and after a change can be read side by side. --run=TEXT looks only at the measured runs whose name
+// contains TEXT (e.g. "fastify-wsc, 3 nodes, publish at saturation"), from DIR/windows.jsonl.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -20,7 +22,17 @@ interface CpuProfile {
 
 const dir = process.argv[2]
 if (dir === undefined) throw new Error('usage: npx tsx bench/profile-summary.ts DIR [--top=N]')
-const top = Number(process.argv.find((arg) => arg.startsWith('--top='))?.slice('--top='.length) ?? 12)
+const option = (name: string): string | undefined => process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
+const top = Number(option('top') ?? 12)
+const run = option('run')
+/** The measured runs to look at (monotonic µs, as the profiles' sample times); none: whole processes. */
+const windows = run === undefined
+  ? undefined
+  : readFileSync(join(dir, 'windows.jsonl'), 'utf8').split('\n').filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as { name: string, startUs: number, endUs: number }).filter((w) => w.name.includes(run))
+if (windows?.length === 0) throw new Error(`no measured run in ${dir}/windows.jsonl is named like ${run}`)
+if (windows !== undefined) console.log(`runs: ${windows.map((w) => `${w.name} (${((w.endUs - w.startUs) / 1e6).toFixed(1)} s)`).join('; ')}`)
+const inWindow = (us: number): boolean => windows === undefined || windows.some((w) => us >= w.startUs && us <= w.endUs)
 const NOT_RUNNING = new Set(['(idle)'])
 
 /** A source file shortened to what names it: the package under node_modules, or the path in the repo. */
@@ -58,9 +70,14 @@ for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'
   const byFunction = new Map<string, number>()
   const nativeByCaller = new Map<string, number>()
   let busy = 0
+  let at = profile.startTime
+  let span = 0
   for (const [i, id] of profile.samples.entries()) {
     const frame = byId.get(id)?.callFrame
     const us = profile.timeDeltas[i] ?? 0
+    at += us
+    if (!inWindow(at)) continue
+    span += us
     if (frame === undefined || NOT_RUNNING.has(frame.functionName)) continue
     busy += us
     const source = where(frame.url)
@@ -72,8 +89,9 @@ for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'
       nativeByCaller.set(call, (nativeByCaller.get(call) ?? 0) + us)
     }
   }
-  const wall = profile.endTime - profile.startTime
-  console.log(`${file}: ${script}, ${(wall / 1e6).toFixed(1)} s, busy (not idle) ${((busy / wall) * 100).toFixed(0)} % of it`)
+  if (span === 0) continue
+  const wall = windows === undefined ? profile.endTime - profile.startTime : span
+  console.log(`${file}: ${script}, ${(wall / 1e6).toFixed(1)} s, busy (not idle) ${(busy / 1e6).toFixed(2)} s of it (${((busy / wall) * 100).toFixed(0)} %)`)
   console.log('  self time by source:', ...ranked(byFile, busy).map((line) => `\n${line}`))
   console.log('  self time by function:', ...ranked(byFunction, busy).map((line) => `\n${line}`))
   console.log('  native calls by caller:', ...ranked(nativeByCaller, busy).map((line) => `\n${line}`))
