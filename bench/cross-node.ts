@@ -211,7 +211,8 @@ export const crossNode: Scenario = {
     const window = (nodes: number): string => `${IN_FLIGHT / nodes} in flight per node`
     const growth = (figure: (f: Figures) => number) => (system: System): number => figure(six.get(system)!) / figure(three.get(system)!.publishSaturated)
     return [
-      ...compare(`cross-node publish frames (${topology(3)}, at saturation, ${window(3)})`, [DELIVERED, P50, P99, REDIS_CPU, REDIS_CPU_PER_MESSAGE], of('publishSaturated')),
+      // At saturation Redis's share of a core follows the throughput, so only its cost per message compares.
+      ...compare(`cross-node publish frames (${topology(3)}, at saturation, ${window(3)})`, [DELIVERED, P50, P99, REDIS_CPU_PER_MESSAGE], of('publishSaturated')),
       ...compare(`cross-node publish frames (${topology(3)}, ${RATE}/s offered)`, [P50, P99, REDIS_CPU, REDIS_CPU_PER_MESSAGE], of('publishPaced')),
       ...compare(`cross-node sendToUser (${topology(3)}, at saturation, ${window(3)})`, [DELIVERED, P99, REDIS_CPU_PER_MESSAGE], of('sendSaturated')),
       ...compare(`cross-node sendToUser (${topology(3)}, ${RATE}/s offered)`, [P50, P99, REDIS_CPU], of('sendPaced')),
