@@ -1,7 +1,7 @@
 // The cross-node scenario: users spread over 3 (then 6) nodes on one Redis of the bench's own, every
 // message addressed to a user on another node. fastify-wsc beside the minimal ws + Redis router and
 // Socket.IO + redis-adapter, each on the same topology with the same load, one after the other.
-import { appendFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
@@ -55,7 +55,10 @@ const monotonicMicros = (): number => Number(process.hrtime.bigint() / 1000n)
 /** With BENCH_CPU_PROF, notes when each run was measured, so profile-summary can look at that run alone. */
 function noteProfileWindow (name: string, startUs: number, endUs: number): void {
   const dir = process.env.BENCH_CPU_PROF
-  if (dir !== undefined) appendFileSync(join(dir, 'windows.jsonl'), JSON.stringify({ name, startUs, endUs }) + '\n')
+  if (dir === undefined) return
+  // The profiles themselves are written as the processes exit, after the first run ended.
+  mkdirSync(dir, { recursive: true })
+  appendFileSync(join(dir, 'windows.jsonl'), JSON.stringify({ name, startUs, endUs }) + '\n')
 }
 
 /** A redis-server of the benchmark's own on a free port: flushed per topology, removed after. */
