@@ -102,22 +102,53 @@ export function yieldToLoop (): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
 
+export interface Pace {
+  /** Calls per second in total; 0 (the default): as fast as the loop and the window allow. */
+  ratePerSecond?: number
+  /** Without a rate, yield to the event loop every this many calls. */
+  yieldEvery?: number
+  /** Returned promises unsettled at once (a sliding window: the next call waits for one to settle). */
+  maxInFlight?: number
+}
+
 /**
- * Calls `send(i)` for i < `count`: at `ratePerSecond` in total, or (0) as fast as the loop allows,
- * yielding every `yieldEvery` calls; at most 200 returned promises in flight. Resolves with the ms taken.
+ * Calls `send(i)` for i < `count`, paced as `pace` says. Resolves with the ms taken once every returned
+ * promise settled; rejects with the first rejection after that.
  */
-export async function paced (count: number, ratePerSecond: number, yieldEvery: number, send: (i: number) => Promise<unknown> | unknown): Promise<number> {
+export async function paced (count: number, pace: Pace, send: (i: number) => Promise<unknown> | unknown): Promise<number> {
+  const { ratePerSecond = 0, yieldEvery = 50, maxInFlight = 200 } = pace
   const started = now()
-  const inFlight: Array<Promise<unknown>> = []
+  let inFlight = 0
+  let failed: { err: unknown } | undefined
+  let freed: (() => void) | undefined
+  const settled = (): void => {
+    inFlight--
+    const wake = freed
+    freed = undefined
+    wake?.()
+  }
+  const waitBelow = async (limit: number): Promise<void> => {
+    for (;;) {
+      if (inFlight < limit) return
+      await new Promise<void>((resolve) => { freed = resolve })
+    }
+  }
   for (let i = 0; i < count; i++) {
     const result = send(i)
-    if (result instanceof Promise) inFlight.push(result)
-    if (inFlight.length >= 200) await Promise.all(inFlight.splice(0))
+    if (result instanceof Promise) {
+      inFlight++
+      result.then(settled, (err: unknown) => {
+        failed ??= { err }
+        settled()
+      })
+    }
+    await waitBelow(maxInFlight)
     if (ratePerSecond > 0) {
       const wait = started + ((i + 1) * 1000) / ratePerSecond - now()
       if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait))
     } else if (i % yieldEvery === yieldEvery - 1) await yieldToLoop()
   }
-  await Promise.all(inFlight)
+  await waitBelow(1)
+  if (failed !== undefined) throw failed.err
   return now() - started
 }

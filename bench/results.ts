@@ -27,6 +27,8 @@ export interface Results {
   cpu: string | undefined
   commit: string
   seconds: number
+  /** The machine's 1, 5 and 15 minute load averages as the run started and as it ended (shared machines). */
+  loadAverage: { start: number[], end: number[] }
   rows: Array<Row & { ratio: number }>
 }
 

@@ -1,5 +1,5 @@
 // What every load generator shares: counting received messages, latency samples, the IPC commands.
-import { now, percentile, serveCommands } from '../harness.js'
+import { now, paced, percentile, serveCommands } from '../harness.js'
 
 let received = 0
 let target = Infinity
@@ -28,8 +28,17 @@ export function countMessage (sentAt: number | undefined): void {
 /** Opens one connection as `user`; `sampled` connections report latency; `room` is joined first. */
 export type OpenOne = (base: string, user: string, sampled: boolean, room: string | undefined) => Promise<void>
 
-/** Serves open/expect/closeAll over IPC for a load generator. */
-export function serveLoad (openOne: OpenOne, closeAll: () => Promise<void>): void {
+/** A connection that sends users' messages: `publish` resolves once the server acknowledged it. */
+export interface Publisher {
+  publish (user: string, data: unknown): Promise<void>
+}
+
+/** Opens one publishing connection as `user`. */
+export type OpenPublisher = (base: string, user: string) => Promise<Publisher>
+
+/** Serves open/arm/wait/openPublishers/publish/closeAll over IPC for a load generator. */
+export function serveLoad (openOne: OpenOne, openPublisher: OpenPublisher, closeAll: () => Promise<void>): void {
+  const publishers: Publisher[] = []
   serveCommands({
     /** Opens `count` connections, `concurrency` at a time; returns how long it took. */
     open: async ({ base, count, concurrency, userPrefix, room, sampleEvery }) => {
@@ -70,6 +79,27 @@ export function serveLoad (openOne: OpenOne, closeAll: () => Promise<void>): voi
       done = undefined
       const sorted = latencies.sort((a, b) => a - b)
       return { received, unarmed, ms: lastAt - firstAt, p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length }
+    },
+    /** Opens one publishing connection to each of `bases` (users `<userPrefix><index>`). */
+    openPublishers: async ({ bases, userPrefix }) => {
+      for (const [k, base] of (bases as string[]).entries()) publishers.push(await openPublisher(base, `${String(userPrefix)}${k}`))
+      return publishers.length
+    },
+    /**
+     * Publishes `count` messages of `size` bytes in total, split evenly over the publishers, at
+     * `ratePerSecond` in total (0: as fast as acks come back), `inFlight` unacknowledged per publisher;
+     * publisher k sends to random users of `targets[k]`. Rejects if any publish was refused.
+     */
+    publish: async ({ targets, count, ratePerSecond, inFlight, size }) => {
+      const lists = targets as string[][]
+      const each = Math.floor(Number(count) / publishers.length)
+      const pad = 'x'.repeat(Number(size))
+      const pace = { ratePerSecond: Number(ratePerSecond) / publishers.length, maxInFlight: Number(inFlight) }
+      const times = await Promise.all(publishers.map(async (publisher, k) => {
+        const users = lists[k] as string[]
+        return paced(each, pace, async (i) => publisher.publish(users[Math.floor(Math.random() * users.length)] as string, { i, t: now(), pad }))
+      }))
+      return { ms: Math.max(...times), sent: each * publishers.length }
     },
     closeAll: async () => {
       await closeAll()

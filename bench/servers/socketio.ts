@@ -31,6 +31,11 @@ io.on('connection', (socket) => {
     socket.join(room)
     ack?.()
   })
+  // A user's message to a user, as the ws protocol's `publish` frame: acknowledged once handed to the adapter.
+  socket.on('publish', (frame: { to: { user: string }, data: unknown }, ack?: () => void) => {
+    io.to(`user:${frame.to.user}`).emit('message', frame.data)
+    ack?.()
+  })
 })
 
 serveCommands({
@@ -40,12 +45,12 @@ serveCommands({
   },
   fanout: async ({ room, count, size }) => {
     const pad = 'x'.repeat(Number(size))
-    return { ms: await paced(Number(count), 0, 10, (i) => io.to(String(room)).emit('message', { i, t: now(), pad })) }
+    return { ms: await paced(Number(count), { yieldEvery: 10 }, (i) => io.to(String(room)).emit('message', { i, t: now(), pad })) }
   },
-  sendToUsers: async ({ users, count, ratePerSecond, size }) => {
+  sendToUsers: async ({ users, count, ratePerSecond, inFlight, size }) => {
     const targets = users as string[]
     const pad = 'x'.repeat(Number(size ?? 0))
-    const ms = await paced(Number(count), Number(ratePerSecond ?? 0), 50, (i) => {
+    const ms = await paced(Number(count), { ratePerSecond: Number(ratePerSecond ?? 0), maxInFlight: Number(inFlight ?? 200) }, (i) => {
       const user = targets[Math.floor(Math.random() * targets.length)] as string
       io.to(`user:${user}`).emit('message', { i, t: now(), pad })
     })

@@ -42,7 +42,7 @@ serveCommands({
     const pad = 'x'.repeat(Number(size))
     const members = rooms.get(String(room)) ?? new Set()
     return {
-      ms: await paced(Number(count), 0, 10, (i) => {
+      ms: await paced(Number(count), { yieldEvery: 10 }, (i) => {
         const frame = Buffer.from(JSON.stringify({ type: 'message', to: { room }, data: { i, t: now(), pad } }))
         for (const socket of members) socket.send(frame, { binary: false })
       })

@@ -19,7 +19,9 @@ await app.register(wsc, {
   authenticate: (request) => {
     const token = (request.query as { token?: string }).token
     return token === undefined ? null : { userId: token }
-  }
+  },
+  // Users publish to users in the cross-node scenario (the default may come to refuse user targets).
+  authorizePublish: () => true
 })
 
 serveCommands({
@@ -29,13 +31,13 @@ serveCommands({
   },
   fanout: async ({ room, count, size }) => {
     const pad = 'x'.repeat(Number(size))
-    return { ms: await paced(Number(count), 0, 10, async (i) => app.wsc.sendToRoom(String(room), { i, t: now(), pad })) }
+    return { ms: await paced(Number(count), { yieldEvery: 10 }, async (i) => app.wsc.sendToRoom(String(room), { i, t: now(), pad })) }
   },
-  sendToUsers: async ({ users, count, ratePerSecond, size }) => {
+  sendToUsers: async ({ users, count, ratePerSecond, inFlight, size }) => {
     const targets = users as string[]
     const pad = 'x'.repeat(Number(size ?? 0))
     let failed = 0
-    const ms = await paced(Number(count), Number(ratePerSecond ?? 0), 50, async (i) => {
+    const ms = await paced(Number(count), { ratePerSecond: Number(ratePerSecond ?? 0), maxInFlight: Number(inFlight ?? 200) }, async (i) => {
       const user = targets[Math.floor(Math.random() * targets.length)] as string
       await app.wsc.sendToUser(user, { i, t: now(), pad }).catch(() => { failed++ })
     })

@@ -7,8 +7,9 @@ import type { AddressInfo } from 'node:net'
 import { relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { BenchProcess } from '../../bench/harness.js'
+import { BenchProcess, paced } from '../../bench/harness.js'
 import { LATEST_RESULTS, RECORDED_RESULTS, resultsTable, type Results } from '../../bench/results.js'
+import { startRedisServer } from '../redis-harness.js'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const git = (...args: string[]): number | null => spawnSync('git', args, { cwd: ROOT, stdio: 'ignore' }).status
@@ -64,4 +65,41 @@ test('the load generator counts every message sent once its count is armed: none
     const result = await clients.call<{ received: number, unarmed: number, samples: number }>('wait', { timeoutMs: 10_000 })
     assert.deepEqual([result.received, result.samples, result.unarmed], [1000, 1000, 0], `round ${round}`)
   }
+})
+
+test('paced sends keep at most the window unsettled and resolve once every one settled', async () => {
+  let unsettled = 0
+  let most = 0
+  let settled = 0
+  await paced(100, { maxInFlight: 8 }, async () => {
+    most = Math.max(most, ++unsettled)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    unsettled--
+    settled++
+  })
+  assert.deepEqual([most, settled], [8, 100])
+  await assert.rejects(paced(10, { maxInFlight: 4 }, async (i) => { if (i === 3) throw new Error('refused') }), /refused/)
+})
+
+test('the minimal router baseline carries publishes to users on another node and acks each one; a publish to nobody is refused', { timeout: 60_000 }, async (t) => {
+  const redis = await startRedisServer(t)
+  const nodes = [
+    await BenchProcess.start('./servers/minimal-router.ts', { REDIS_ADDR: redis.addr, BENCH_NODE_ID: 'a' }),
+    await BenchProcess.start('./servers/minimal-router.ts', { REDIS_ADDR: redis.addr, BENCH_NODE_ID: 'b' })
+  ]
+  const receivers = await BenchProcess.start('./clients/ws-clients.ts')
+  const publishers = await BenchProcess.start('./clients/ws-clients.ts')
+  t.after(async () => { await Promise.all([receivers, publishers, ...nodes].map(async (p) => p.stop())) })
+  const [a, b] = (await Promise.all(nodes.map(async (node) => node.call<number>('listen')))).map((port) => `ws://127.0.0.1:${port}/ws`)
+  await receivers.call('open', { base: b, count: 10, concurrency: 10, userPrefix: 'b-', sampleEvery: 1 })
+  await publishers.call('openPublishers', { bases: [a], userPrefix: 'sender-' })
+  // Each node has heard where the 10 receivers and the sender are.
+  await Promise.all(nodes.map(async (node) => node.call('knowsUsers', { count: 11, timeoutMs: 10_000 })))
+
+  await receivers.call('arm', { total: 200 })
+  const users = Array.from({ length: 10 }, (_, i) => `b-${i}`)
+  const sent = await publishers.call<{ sent: number }>('publish', { targets: [users], count: 200, ratePerSecond: 0, inFlight: 16, size: 64 })
+  const result = await receivers.call<{ received: number, samples: number, unarmed: number }>('wait', { timeoutMs: 10_000 })
+  assert.deepEqual([sent.sent, result.received, result.samples, result.unarmed], [200, 200, 200, 0])
+  await assert.rejects(publishers.call('publish', { targets: [['nobody']], count: 1, ratePerSecond: 0, inFlight: 1, size: 8 }), /NOT_FOUND/)
 })
