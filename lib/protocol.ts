@@ -176,8 +176,17 @@ export function encodeWelcome (w: WelcomeFrame): string {
 
 /** Serializes a message frame around its already-serialized payload (no second pass over `data`). */
 export function encodeMessage (m: Message): string {
-  const seq = m.seq === undefined ? '' : `,"seq":${m.seq}`
-  return `{"type":"message","id":${JSON.stringify(m.id)}${seq},"from":${JSON.stringify(m.from)},"to":${JSON.stringify(m.to)},"data":${m.dataJson},"ts":${m.ts}}`
+  const [head, middle, tail] = messageFrameParts(m)
+  return `${head}${m.seq === undefined ? '' : `,"seq":${m.seq}`}${middle}${m.dataJson}${tail}`
+}
+
+/**
+ * A `message` frame around its two parts that vary: what comes before the optional `,"seq":N`, what
+ * comes between it and the payload, and what follows the payload. The Redis script that numbers a
+ * message builds its frame from these.
+ */
+export function messageFrameParts (m: Pick<Message, 'id' | 'from' | 'to' | 'ts'>): [head: string, middle: string, tail: string] {
+  return [`{"type":"message","id":${JSON.stringify(m.id)}`, `,"from":${JSON.stringify(m.from)},"to":${JSON.stringify(m.to)},"data":`, `,"ts":${m.ts}}`]
 }
 
 export function encodeAck (id: FrameId): string {

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { ClosedError, PayloadError, StoredNotDeliveredError, TargetError } from '../errors.js'
 import type { MessageStore } from '../store/message-store.js'
 import { CloseCode, describeBadTarget, encodeMessage, isValidName, MAX_NAME_LENGTH, serializeData, type Target } from '../protocol.js'
-import type { Router } from '../router/router.js'
+import type { Router, StoreAndRoute } from '../router/router.js'
 import { targetKind, type TargetKind, type WscObserver } from './observer.js'
 
 /** What a send resolved with: the message id, and the user's `seq` for `sendToUser`. */
@@ -46,9 +46,12 @@ export class Sender {
   readonly #options: SenderOptions
   /** Sends that have not settled yet. */
   readonly #inflight = new Set<Promise<unknown>>()
+  /** The router's one-step path for user messages, when it shares a backend with the store. */
+  readonly #storeAndRoute: StoreAndRoute | undefined
 
   constructor (options: SenderOptions) {
     this.#options = options
+    this.#storeAndRoute = options.router.storeAndRoute?.(options.store)
   }
 
   /** Resolves once every send in flight settled (none can start once the node is closing). */
@@ -65,7 +68,12 @@ export class Sender {
         if (typeof options.id !== 'string' || !MESSAGE_ID.test(options.id)) throw new TargetError('id must be 1 to 128 characters of A-Z a-z 0-9 . _ : -')
         message.id = options.id
       }
-      const stored = await this.#options.store.append(userId, { ...message, to }, { idempotent: options.id !== undefined })
+      const idempotent = options.id !== undefined
+      if (this.#storeAndRoute !== undefined) {
+        const stored = await this.#storeAndRoute(userId, { ...message, to }, { idempotent, publishedAt: Date.now() })
+        return { id: stored.id, seq: stored.seq }
+      }
+      const stored = await this.#options.store.append(userId, { ...message, to }, { idempotent })
       try {
         await this.#options.router.toUser(userId, { kind: 'deliver', target: to, frame: encodeMessage(stored), seq: stored.seq, prevSeq: stored.prevSeq, publishedAt: Date.now() })
       } catch (err) {

@@ -236,6 +236,11 @@ export class RedisCommandPool {
     return this.#at(poolIndex(userId, this.size)).run(fn)
   }
 
+  /** Runs `fn` on connection `index` (0 ≤ index < size), as {@link forUser} does for a user whose {@link poolIndex} it is. */
+  onConnection<T> (index: number, fn: (client: RedisClient) => Promise<T>): Promise<T> {
+    return this.#at(index).run(fn)
+  }
+
   /** Runs `fn` on the room's connection, so one room's messages from this node stay in order. */
   forRoom<T> (room: string, fn: (client: RedisClient) => Promise<T>): Promise<T> {
     return this.#at(poolIndex(room, this.size)).run(fn)

@@ -59,7 +59,7 @@ export class RedisInbox {
   /** Key names; the `{userId}` hash tag puts all of one user's keys in one Cluster slot, so one script can update them together. */
   readonly keys: RedisKeys
   /** maxlen, maxbytes, ttl: the first arguments of the scripts that add to a stream. */
-  readonly #bounds: [number, number, number]
+  readonly bounds: readonly [maxlen: number, maxbytes: number, ttl: number]
 
   /**
    * @param prefix key prefix (`redis.prefix`)
@@ -70,7 +70,7 @@ export class RedisInbox {
   constructor (redis: RedisCommands, prefix: string, limits: InboxLimits) {
     this.pool = RedisCommandPool.of(redis)
     this.keys = new RedisKeys(prefix)
-    this.#bounds = [limits.size, limits.maxBytes ?? Number.MAX_SAFE_INTEGER, limits.retentionAge ?? 0]
+    this.bounds = [limits.size, limits.maxBytes ?? Number.MAX_SAFE_INTEGER, limits.retentionAge ?? 0]
   }
 
   /** Every key of one user that a stream write touches, in the scripts' order. */
@@ -89,7 +89,7 @@ export class RedisInbox {
    */
   async append (userId: string, message: Omit<Message, 'seq'>, options: AppendOptions = {}): Promise<StoredMessage> {
     try {
-      const args = [...this.#bounds, message.id, message.from ?? '', message.ts, message.dataJson, options.idempotent === true ? '1' : '']
+      const args = [...this.bounds, message.id, message.from ?? '', message.ts, message.dataJson, options.idempotent === true ? '1' : '']
       const [seq, prev] = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', this.#streamKeys(userId), args)) as [string, string]
       const stored: StoredMessage = { ...message, seq: Number(seq) }
       if (Number(prev) !== stored.seq - 1) stored.prevSeq = Number(prev)
@@ -110,7 +110,7 @@ export class RedisInbox {
     try {
       await Promise.all([...byUser].map(([userId, messages]) => {
         messages.sort((a, b) => a.seq - b.seq)
-        const args = [...this.#bounds, ...messages.flatMap((m) => [m.seq, m.id, m.from ?? '', m.ts, m.dataJson])]
+        const args = [...this.bounds, ...messages.flatMap((m) => [m.seq, m.id, m.from ?? '', m.ts, m.dataJson])]
         return this.pool.forUser(userId, (client) => runScript(client, 'wscInboxCache', this.#streamKeys(userId), args))
       }))
     } catch (err) {
@@ -189,7 +189,7 @@ export class RedisInbox {
 
   async ack (userId: string, seq: number): Promise<void> {
     try {
-      await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAck', [this.keys.acked(userId), this.keys.seq(userId)], [seq, this.#bounds[2]]))
+      await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAck', [this.keys.acked(userId), this.keys.seq(userId)], [seq, this.bounds[2]]))
     } catch (err) {
       throw unavailable(err)
     }

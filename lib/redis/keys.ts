@@ -68,6 +68,15 @@ export class RedisKeys {
     return `${this.prefix}node:${nodeId}`
   }
 
+  /**
+   * Channel (beyond the contract): batches of user messages for connections on one node, from the
+   * script that stores and routes them. A node that subscribes it reads batches; a sender whose batch
+   * nobody received sends its messages one by one on the node channel.
+   */
+  batchChannel (nodeId: string): string {
+    return `${this.prefix}node-batch:${nodeId}`
+  }
+
   /** Channel: a room's traffic; a node subscribes only while it has a local member. */
   roomChannel (room: string): string {
     return `${this.prefix}room:${room}`

@@ -21,35 +21,36 @@ export interface RedisMessageStoreOptions {
  */
 export class RedisMessageStore implements MessageStore {
   readonly durability = 'redis' as const
-  readonly #inbox: RedisInbox
+  /** The user's keys on the caller's connections; the Redis router stores and routes through it in one step when they are its own. */
+  readonly inbox: RedisInbox
 
   /** @param redis owned by the caller (the router plugin), not closed by {@link close} */
   constructor (redis: RedisCommands, options: RedisMessageStoreOptions = {}) {
-    this.#inbox = new RedisInbox(redis, options.prefix ?? 'wsc:', { size: options.inboxSize ?? 1000, maxBytes: options.maxInboxBytes, retentionAge: options.retentionAge })
+    this.inbox = new RedisInbox(redis, options.prefix ?? 'wsc:', { size: options.inboxSize ?? 1000, maxBytes: options.maxInboxBytes, retentionAge: options.retentionAge })
   }
 
   async append (userId: string, message: Omit<Message, 'seq'>, options?: AppendOptions): Promise<StoredMessage> {
-    return this.#inbox.append(userId, message, options)
+    return this.inbox.append(userId, message, options)
   }
 
   async since (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
-    return this.#inbox.range(userId, afterSeq, limit)
+    return this.inbox.range(userId, afterSeq, limit)
   }
 
   async head (userId: string): Promise<StreamHead> {
-    return this.#inbox.head(userId)
+    return this.inbox.head(userId)
   }
 
   async ackedSeq (userId: string): Promise<number> {
-    return await this.#inbox.acked(userId) ?? 0
+    return await this.inbox.acked(userId) ?? 0
   }
 
   async ack (userId: string, seq: number): Promise<void> {
-    await this.#inbox.ack(userId, seq)
+    await this.inbox.ack(userId, seq)
   }
 
   status (): StoreStatus {
-    return this.#inbox.status()
+    return this.inbox.status()
   }
 
   async close (): Promise<void> {}

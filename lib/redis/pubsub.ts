@@ -118,7 +118,9 @@ export class RedisPubSub {
     await untilReady(this.#subscriber, connectTimeout, (failure) => notReadyError(`Redis (${mode}) not reachable within ${connectTimeout} ms: Pub/Sub connection ${this.#subscriber.status}`, failure)).ready
     // The start failed elsewhere (the command connections) and the router closed this meanwhile.
     if (this.#onEvent === undefined) return
-    await this.subscribe([keys.nodeChannel(nodeId), keys.broadcastChannel])
+    // Batches come from the script that stores and routes user messages, which Cluster cannot run.
+    const batches = this.#options.mode === 'cluster' ? [] : [keys.batchChannel(nodeId)]
+    await this.subscribe([keys.nodeChannel(nodeId), ...batches, keys.broadcastChannel])
     if (this.#onEvent === undefined) return
     this.#started = true
     this.#probe.start(nodeId)
@@ -313,6 +315,11 @@ export class RedisPubSub {
     }
     if ('probe' in decoded) {
       this.#probe.received(decoded.origin, decoded.probe)
+      return
+    }
+    if ('events' in decoded) {
+      this.#received += decoded.events.length
+      for (const event of decoded.events) this.#onEvent?.(event)
       return
     }
     this.#received++

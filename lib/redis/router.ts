@@ -9,15 +9,18 @@ import type { Logger } from '../logger.js'
 import { encodeRoutedEvent } from '../router/routed-event-codec.js'
 import {
   parseConnectionId,
-  type LocalNode, type NodeInfo, type PresenceEntry, type RoutedEvent, type Router, type RouterStatus
+  type LocalNode, type NodeInfo, type PresenceEntry, type RoutedEvent, type Router, type RouterStatus, type StoreAndRoute
 } from '../router/router.js'
+import type { MessageStore } from '../store/message-store.js'
 import { RedisCommandPool, type RedisClient } from './command-pool.js'
 import type { RedisMode } from './connection.js'
 import { RedisKeys } from './keys.js'
 import { RedisNodeRegistry } from './node-registry.js'
 import { RedisPresence } from './presence.js'
 import { publish, RedisPubSub } from './pubsub.js'
+import { RedisMessageStore } from './message-store.js'
 import { runScript } from './scripts.js'
+import { RedisUserSends } from './user-sends.js'
 
 export interface RedisRouterOptions {
   mode: RedisMode
@@ -219,6 +222,25 @@ export class RedisRouter implements Router {
     remote.delete(this.#nodeId)
     if (remote.size === 0) return
     await this.#call(() => this.#commands.forUser(userId, (client) => Promise.all([...remote].map((nodeId) => publish(this.mode, client, this.keys.nodeChannel(nodeId), message)))))
+  }
+
+  /**
+   * With the Redis message store on this router's own connections and prefix (standalone, Sentinel):
+   * one script numbers, stores and routes the user messages of a turn ({@link RedisUserSends}). In a
+   * Cluster a script cannot publish to another slot's channel: `store.append`, then {@link toUser}.
+   */
+  storeAndRoute (store: MessageStore): StoreAndRoute | undefined {
+    if (this.mode === 'cluster' || !(store instanceof RedisMessageStore)) return undefined
+    if (store.inbox.pool !== this.#commands || store.inbox.keys.prefix !== this.keys.prefix) return undefined
+    const sends = new RedisUserSends({
+      pool: this.#commands,
+      keys: this.keys,
+      inbox: store.inbox,
+      nodeId: () => this.#nodeId,
+      hostsUser: (userId) => this.#presence.hostsUser(userId),
+      deliverLocally: (event) => this.#deliverLocally(event)
+    })
+    return (userId, message, options) => sends.send(userId, message, options)
   }
 
   async toRoom (room: string, event: RoutedEvent): Promise<void> {

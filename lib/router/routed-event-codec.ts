@@ -1,6 +1,6 @@
 /**
- * The wire format of routed events between nodes (one header line, then the message frame verbatim)
- * and of the loopback probe.
+ * The wire format of routed events between nodes (one header line, then the message frame verbatim),
+ * of batches of them, and of the loopback probe.
  */
 import type { RoutedEvent } from './router.js'
 
@@ -13,9 +13,15 @@ import type { RoutedEvent } from './router.js'
  *     {"kind":"deliver","origin":"wsc-0","target":{"user":"u1"},"seq":42,"publishedAt":1764201600000}\n{"type":"message",…}
  *     {"kind":"kick","origin":"wsc-0","userId":"u1","code":1008,"reason":"kicked"}
  *     {"kind":"probe","origin":"wsc-0","n":7}
+ *
+ * A batch (the Redis script that stores and routes user messages writes them: `inbox-scripts.ts`)
+ * carries the headers of its `deliver` events in one line, then their frames one per line, in order:
+ *
+ *     {"kind":"batch","origin":"wsc-0","events":[{"kind":"deliver","target":{"user":"u1"},"seq":42,"publishedAt":1764201600000},…]}\n{"type":"message",…}\n{"type":"message",…}
  */
 export type ChannelMessage =
   | { origin: string, event: RoutedEvent }
+  | { origin: string, events: RoutedEvent[] }
   | { origin: string, probe: number }
 
 const isString = (value: unknown): value is string => typeof value === 'string'
@@ -35,41 +41,67 @@ export function encodeProbe (origin: string, n: number): string {
 /** Decodes a channel message; undefined for anything this version did not write. */
 export function decodeChannelMessage (text: string): ChannelMessage | undefined {
   const newline = text.indexOf('\n')
-  let header: Record<string, unknown>
+  const header = parseObject(newline < 0 ? text : text.slice(0, newline))
+  if (header === undefined) return undefined
+  const { origin } = header
+  if (!isString(origin)) return undefined
+  if (header.kind === 'probe') return isInt(header.n) ? { origin, probe: header.n } : undefined
+  if (header.kind === 'batch') {
+    const events = decodeBatch(header.events, newline < 0 ? [] : text.slice(newline + 1).split('\n'))
+    return events === undefined ? undefined : { origin, events }
+  }
+  const event = decodeEvent(header, newline < 0 ? undefined : text.slice(newline + 1))
+  return event === undefined ? undefined : { origin, event }
+}
+
+function parseObject (json: string): Record<string, unknown> | undefined {
   try {
-    const parsed: unknown = JSON.parse(newline < 0 ? text : text.slice(0, newline))
-    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined
-    header = parsed as Record<string, unknown>
+    const parsed: unknown = JSON.parse(json)
+    return parsed === null || typeof parsed !== 'object' || Array.isArray(parsed) ? undefined : parsed as Record<string, unknown>
   } catch {
     return undefined
   }
-  const { origin } = header
-  if (!isString(origin)) return undefined
+}
+
+/** A batch's `deliver` headers with their frames; undefined unless every header decodes and the counts match. */
+function decodeBatch (headers: unknown, frames: string[]): RoutedEvent[] | undefined {
+  if (!Array.isArray(headers) || headers.length !== frames.length || headers.length === 0) return undefined
+  const events: RoutedEvent[] = []
+  for (let i = 0; i < headers.length; i++) {
+    const header: unknown = headers[i]
+    if (header === null || typeof header !== 'object' || (header as Record<string, unknown>).kind !== 'deliver') return undefined
+    const event = decodeEvent(header as Record<string, unknown>, frames[i])
+    if (event === undefined) return undefined
+    events.push(event)
+  }
+  return events
+}
+
+/** One event from its header (and, for `deliver`, the frame that followed it). */
+function decodeEvent (header: Record<string, unknown>, frame: string | undefined): RoutedEvent | undefined {
   switch (header.kind) {
-    case 'probe':
-      return isInt(header.n) ? { origin, probe: header.n } : undefined
     case 'deliver': {
       const target = header.target
-      if (newline < 0 || target === null || typeof target !== 'object') return undefined
-      const event: RoutedEvent = { kind: 'deliver', target: target as never, frame: text.slice(newline + 1) }
+      if (frame === undefined || target === null || typeof target !== 'object') return undefined
+      const event: RoutedEvent = { kind: 'deliver', target: target as never, frame }
       if (isInt(header.seq)) event.seq = header.seq
       if (isInt(header.prevSeq)) event.prevSeq = header.prevSeq
       // Missing or malformed (an older sender): the message is still delivered, only without a latency sample.
       if (isInt(header.publishedAt)) event.publishedAt = header.publishedAt
-      return { origin, event }
+      return event
     }
     case 'kick':
       return isString(header.userId) && isInt(header.code) && isString(header.reason)
-        ? { origin, event: { kind: 'kick', userId: header.userId, code: header.code, reason: header.reason } }
+        ? { kind: 'kick', userId: header.userId, code: header.code, reason: header.reason }
         : undefined
     case 'disconnect':
       return isString(header.connectionId) && isInt(header.code) && isString(header.reason)
-        ? { origin, event: { kind: 'disconnect', connectionId: header.connectionId, code: header.code, reason: header.reason } }
+        ? { kind: 'disconnect', connectionId: header.connectionId, code: header.code, reason: header.reason }
         : undefined
     case 'join':
     case 'leave':
       return isString(header.userId) && isString(header.room)
-        ? { origin, event: { kind: header.kind, userId: header.userId, room: header.room } }
+        ? { kind: header.kind, userId: header.userId, room: header.room }
         : undefined
     default:
       return undefined

@@ -2,7 +2,8 @@
  * The `Router` seam between a node and the others (registry, presence, fan-out), the events it
  * carries, and connection ids.
  */
-import type { Target } from '../protocol.js'
+import type { Message, Target } from '../protocol.js'
+import type { MessageStore, StoredMessage } from '../store/message-store.js'
 
 /** One live connection of a user, as presence reports it. */
 export interface PresenceEntry {
@@ -104,11 +105,24 @@ export interface Router {
   /** Delivers to every node. */
   toAll (event: RoutedEvent): Promise<void>
 
+  /**
+   * When this router and `store` share one backend: a function that numbers, stores and routes a
+   * user message in one step (and delivers it to this node's connections), used by `sendToUser` in
+   * place of `store.append` then {@link toUser}. Undefined when they do not.
+   */
+  storeAndRoute? (store: MessageStore): StoreAndRoute | undefined
+
   /** This node now has a local member of `room`: receive its traffic. */
   subscribeRoom (room: string): Promise<void>
   /** This node has no local member of `room` any more: stop receiving its traffic. */
   unsubscribeRoom (room: string): Promise<void>
 }
+
+/**
+ * Numbers, stores and routes one user message: resolves with it as stored (a duplicate of an
+ * idempotent id comes back with its first seq, and is not routed again).
+ */
+export type StoreAndRoute = (userId: string, message: Omit<Message, 'seq'>, options: { idempotent: boolean, publishedAt: number }) => Promise<StoredMessage>
 
 const CONNECTION_ID_SEPARATOR = '~'
 

@@ -51,6 +51,8 @@ test('standalone Redis: an operator sees the registry, the index and the channel
     `${prefix}broadcast`,
     `${prefix}node:${a.nodeId}`,
     `${prefix}node:${b.nodeId}`,
+    `${prefix}node-batch:${a.nodeId}`,
+    `${prefix}node-batch:${b.nodeId}`,
     `${prefix}room:ops`
   ].sort())
   const status = a.app.wsc.routerStatus()

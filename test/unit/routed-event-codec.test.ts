@@ -44,3 +44,31 @@ test('control events and probes round-trip; anything else is not decoded', () =>
     assert.equal(decodeChannelMessage(text), undefined, text)
   }
 })
+
+test('a batch carries its deliver headers in one line and one frame per line, in order', () => {
+  const second = FRAME.replace('"seq":42', '"seq":43')
+  const text = `{"kind":"batch","origin":"wsc-0","events":[{"kind":"deliver","target":{"user":"bob"},"seq":42,"publishedAt":1},{"kind":"deliver","target":{"user":"bob"},"seq":43,"prevSeq":41,"publishedAt":2}]}\n${FRAME}\n${second}`
+  assert.deepEqual(decodeChannelMessage(text), {
+    origin: 'wsc-0',
+    events: [
+      { kind: 'deliver', target: { user: 'bob' }, frame: FRAME, seq: 42, publishedAt: 1 },
+      { kind: 'deliver', target: { user: 'bob' }, frame: second, seq: 43, prevSeq: 41, publishedAt: 2 }
+    ]
+  })
+})
+
+test('a batch whose headers and frames do not match one to one, or that holds anything but deliver events, is not decoded', () => {
+  const deliver = '{"kind":"deliver","target":{"user":"bob"},"seq":42}'
+  for (const text of [
+    `{"kind":"batch","origin":"wsc-0","events":[${deliver},${deliver}]}\n${FRAME}`,
+    `{"kind":"batch","origin":"wsc-0","events":[${deliver}]}\n${FRAME}\n${FRAME}`,
+    `{"kind":"batch","origin":"wsc-0","events":[${deliver}]}`,
+    '{"kind":"batch","origin":"wsc-0","events":[]}',
+    `{"kind":"batch","origin":"wsc-0","events":{}}\n${FRAME}`,
+    `{"kind":"batch","origin":"wsc-0","events":[{"kind":"kick","userId":"bob","code":1008,"reason":"x"}]}\n${FRAME}`,
+    `{"kind":"batch","origin":"wsc-0","events":[null]}\n${FRAME}`,
+    `{"kind":"batch","events":[${deliver}]}\n${FRAME}`
+  ]) {
+    assert.equal(decodeChannelMessage(text), undefined, text)
+  }
+})

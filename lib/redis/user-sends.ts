@@ -1,0 +1,128 @@
+/**
+ * `sendToUser` in one Redis round trip when the router and the message store share the command
+ * connections (standalone and Sentinel): the sends of one event-loop turn are gathered per pool
+ * connection and handed to one script that numbers, stores and routes them all (`SEND_TO_USERS` in
+ * `inbox-scripts.ts`), each destination node getting one Pub/Sub message for the whole turn.
+ */
+import { asUnavailable } from '../errors.js'
+import { encodeMessage, messageFrameParts, type Message } from '../protocol.js'
+import type { RoutedEvent } from '../router/router.js'
+import type { StoredMessage } from '../store/message-store.js'
+import { poolIndex, type RedisCommandPool } from './command-pool.js'
+import type { RedisInbox } from './inbox.js'
+import type { RedisKeys } from './keys.js'
+import { runScript } from './scripts.js'
+
+/** At most this many messages in one script call: a turn with more makes several, in order. */
+const MAX_BATCH_MESSAGES = 256
+/**
+ * At most about this many payload bytes in one script call (one message at least): a node's batch is
+ * one Pub/Sub message, which must stay far below Redis's Pub/Sub output buffer limit (32 MiB hard).
+ */
+const MAX_BATCH_BYTES = 1024 * 1024
+
+interface PendingSend {
+  userId: string
+  message: Omit<Message, 'seq'>
+  idempotent: boolean
+  publishedAt: number
+  resolve: (stored: StoredMessage) => void
+  reject: (err: Error) => void
+}
+
+export interface RedisUserSendsOptions {
+  pool: RedisCommandPool
+  keys: RedisKeys
+  /** The store's inbox: its bounds, on the same connections. */
+  inbox: RedisInbox
+  /** This node's id (known once the router started). */
+  nodeId: () => string
+  /** Whether a connection of the user is on this node. */
+  hostsUser: (userId: string) => boolean
+  /** Hands an event to this node's connections. */
+  deliverLocally: (event: RoutedEvent) => void
+}
+
+/** The sends of one turn, gathered per pool connection, each connection's in one script call (or a few). */
+export class RedisUserSends {
+  readonly #options: RedisUserSendsOptions
+  /** Sends waiting for the end of this turn, by pool connection. */
+  readonly #waiting = new Map<number, PendingSend[]>()
+  #scheduled = false
+
+  constructor (options: RedisUserSendsOptions) {
+    this.#options = options
+  }
+
+  /** Numbers, stores and routes a message to every device of the user; resolves with it as stored. */
+  send (userId: string, message: Omit<Message, 'seq'>, options: { idempotent: boolean, publishedAt: number }): Promise<StoredMessage> {
+    return new Promise((resolve, reject) => {
+      const index = poolIndex(userId, this.#options.pool.size)
+      const send: PendingSend = { userId, message, idempotent: options.idempotent, publishedAt: options.publishedAt, resolve, reject }
+      const queue = this.#waiting.get(index)
+      if (queue === undefined) this.#waiting.set(index, [send])
+      else queue.push(send)
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => this.#flush())
+      }
+    })
+  }
+
+  #flush (): void {
+    this.#scheduled = false
+    for (const [index, queue] of this.#waiting) {
+      let batch: PendingSend[] = []
+      let bytes = 0
+      for (const send of queue) {
+        if (batch.length > 0 && (batch.length === MAX_BATCH_MESSAGES || bytes + send.message.dataJson.length > MAX_BATCH_BYTES)) {
+          this.#run(index, batch)
+          batch = []
+          bytes = 0
+        }
+        batch.push(send)
+        bytes += send.message.dataJson.length
+      }
+      this.#run(index, batch)
+    }
+    this.#waiting.clear()
+  }
+
+  /** One script call for a batch, on its connection (calls on one connection run in the order issued). */
+  #run (index: number, batch: PendingSend[]): void {
+    const { keys, inbox } = this.#options
+    const keyList: string[] = []
+    const args: Array<string | number> = [...inbox.bounds, this.#options.nodeId(), keys.nodeChannel(''), keys.batchChannel(''), JSON.stringify(this.#options.nodeId())]
+    for (const { userId, message, idempotent, publishedAt } of batch) {
+      keyList.push(keys.seq(userId), keys.inbox(userId), keys.ids(userId), keys.inboxBytes(userId), keys.acked(userId), keys.presence(userId))
+      const [head, middle, tail] = messageFrameParts(message)
+      args.push(message.id, message.from ?? '', message.ts, message.dataJson, idempotent ? '1' : '', `${head},"seq":`, middle, tail, JSON.stringify(message.to), publishedAt)
+    }
+    this.#options.pool.onConnection(index, (client) => runScript(client, 'wscSendToUsers', keyList, args)).then(
+      (reply) => this.#settle(batch, reply as string[]),
+      (err: unknown) => {
+        const failure = asUnavailable('Redis', err)
+        for (const send of batch) send.reject(failure)
+      })
+  }
+
+  /** Resolves each send with its seq, after handing the new ones for users on this node to their connections. */
+  #settle (batch: PendingSend[], reply: string[]): void {
+    for (let i = 0; i < batch.length; i++) {
+      const send = batch[i] as PendingSend
+      const status = reply[3 * i + 2]
+      if (status !== '' && status !== 'd') {
+        send.reject(asUnavailable('Redis', new Error(status ?? 'no reply for this message')))
+        continue
+      }
+      const seq = Number(reply[3 * i])
+      const prev = Number(reply[3 * i + 1])
+      const stored: StoredMessage = { ...send.message, seq }
+      if (prev !== seq - 1) stored.prevSeq = prev
+      if (status === '' && this.#options.hostsUser(send.userId)) {
+        this.#options.deliverLocally({ kind: 'deliver', target: send.message.to, frame: encodeMessage(stored), seq, prevSeq: stored.prevSeq, publishedAt: send.publishedAt })
+      }
+      send.resolve(stored)
+    }
+  }
+}
