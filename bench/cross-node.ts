@@ -132,11 +132,13 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
     return body(async ({ load, messages, ratePerSecond }, what) => {
       const total = messages - messages % nodes
       let before: RedisUsage | undefined
+      let nodeCpuBefore = 0
       let startedAt = 0
       let startUs = 0
       const name = `${system.name}, ${nodes} nodes, ${what}`
       const result = await counted(receivers, total, name, async () => {
         before = await redisUsage(redis.client)
+        nodeCpuBefore = nodeProcesses.reduce((sum, server) => sum + server.cpuSeconds(), 0)
         startedAt = now()
         startUs = monotonicMicros()
         if (load === 'publish') await publishers.call('publish', { targets, count: total, ratePerSecond, inFlight, size: SIZE })
@@ -144,6 +146,7 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
       })
       const seconds = (now() - startedAt) / 1000
       noteProfileWindow(name, startUs, monotonicMicros())
+      const nodeCpu = nodeProcesses.reduce((sum, server) => sum + server.cpuSeconds(), 0) - nodeCpuBefore
       const after = await redisUsage(redis.client)
       const cpu = after.cpuSeconds - before!.cpuSeconds
       const figures = {
@@ -155,6 +158,7 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
       }
       // Every run, warm-ups too, on stderr: the Redis commands behind the CPU figure show what a change did.
       process.stderr.write(`  ${name}: ${Math.round(figures.perSecond)} msg/s, p50 ${figures.p50.toFixed(2)} ms, p99 ${figures.p99.toFixed(2)} ms; ` +
+        `servers ${(nodeCpu * 1e6 / result.received).toFixed(1)} µs CPU per message (all nodes, from /proc); ` +
         `Redis ${figures.redisCpuMicrosPerMessage.toFixed(1)} µs CPU per message, commands per message (a script's own included; its µs include theirs): ${commandsPerMessage(before!, after, result.received)}\n`)
       return figures
     })

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 
@@ -50,6 +51,18 @@ export class BenchProcess {
       })
       this.child.send({ id, cmd, args })
     })
+  }
+
+  /** CPU seconds (user + system) the process used so far, from /proc; 0 where there is none. */
+  cpuSeconds (): number {
+    try {
+      const stat = readFileSync(`/proc/${this.child.pid ?? 0}/stat`, 'utf8')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command name; in clock ticks (100 Hz on Linux).
+      return (Number(fields[11]) + Number(fields[12])) / 100
+    } catch {
+      return 0
+    }
   }
 
   /** Asks the process to exit (it then writes its CPU profile, if any); kills it after 10 s. */

@@ -4,6 +4,7 @@
  */
 import { CloseCode } from '../protocol.js'
 import { RateLimiter } from './rate-limiter.js'
+import { corkForThisTurn, currentTurn, type Corkable } from './write-turns.js'
 
 /** What a connection needs of its socket; `ws`'s WebSocket has this shape. */
 export interface WireSocket {
@@ -15,6 +16,8 @@ export interface WireSocket {
   terminate (): void
   /** Stops reading from the peer. */
   pause (): void
+  /** `ws`'s TCP socket: corked while one turn writes several frames (absent: every frame is its own write). */
+  readonly _socket?: Corkable | null
 }
 
 /** Why a frame was not written. */
@@ -70,6 +73,9 @@ export class ClientConnection {
   readonly #socket: WireSocket
   readonly #settings: ConnectionSettings
   #pending = 0
+  /** The turn ({@link currentTurn}) of the last write, and the last turn the socket was corked in. */
+  #writeTurn = -1
+  #corkTurn = -1
   #closed = false
   /** The close code the server sent (itself, or its WebSocket layer for a protocol error). */
   #sentCloseCode: number | undefined
@@ -185,6 +191,15 @@ export class ClientConnection {
       return false
     }
     this.#pending++
+    const turn = currentTurn()
+    if (this.#writeTurn === turn && this.#corkTurn !== turn) {
+      const socket = this.#socket._socket
+      if (socket !== undefined && socket !== null) {
+        corkForThisTurn(socket)
+        this.#corkTurn = turn
+      }
+    }
+    this.#writeTurn = turn
     const onDelivered = this.#settings.onDelivered
     this.#socket.send(frame, { binary: false }, enqueuedAt === undefined || onDelivered === undefined
       ? this.#onWritten

@@ -43,7 +43,6 @@ local function keepBounds (k, bytes, maxlen, maxbytes, ttl, idsWritten)
     redis.call('PEXPIRE', KEYS[k], ttl)
     redis.call('PEXPIRE', KEYS[k + 1], ttl)
     redis.call('PEXPIRE', KEYS[k + 3], ttl)
-    redis.call('PEXPIRE', KEYS[k + 4], ttl)
     if idsWritten or trimmed then redis.call('PEXPIRE', KEYS[k + 2], ttl) end
   end
 end
@@ -67,9 +66,11 @@ local function append (k, maxlen, maxbytes, ttl, id, from, ts, data, idempotent)
     seq = start + 1
     redis.call('SET', KEYS[k], string.format('%.0f', seq))
   end
-  local fields = { 'i', id, 'ts', ts, 'd', data }
-  if from ~= '' then fields[#fields + 1] = 'f'; fields[#fields + 1] = from end
-  redis.call('XADD', KEYS[k + 1], string.format('%.0f', seq) .. '-0', unpack(fields))
+  if from ~= '' then
+    redis.call('XADD', KEYS[k + 1], string.format('%.0f', seq) .. '-0', 'i', id, 'ts', ts, 'd', data, 'f', from)
+  else
+    redis.call('XADD', KEYS[k + 1], string.format('%.0f', seq) .. '-0', 'i', id, 'ts', ts, 'd', data)
+  end
   local bytes = redis.call('INCRBY', KEYS[k + 3], #data)
   if idempotent then redis.call('ZADD', KEYS[k + 2], seq, id) end
   keepBounds(k, bytes, maxlen, maxbytes, ttl, idempotent)
