@@ -189,34 +189,48 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
   const pending = new WeakMap<FastifyRequest, PendingUpgrade>()
   const log = fastify.log
 
+  /**
+   * The socket listeners, one set for every connection: `this` is the socket, its connection is
+   * found under a symbol, so an idle connection carries no closure of its own.
+   */
+  function onError (this: WebSocket, err: Error & { code?: string }): void {
+    const connection = connectionOf(this)
+    const code = protocolErrorCode(err.code)
+    // ws closed the connection for a protocol error: the client has close_timeout to answer.
+    if (code !== undefined) connection.closedWith(code)
+    if (connection.firstReport('websocket error')) log.debug({ err, connectionId: connection.id }, 'websocket error')
+  }
+  function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
+    const connection = connectionOf(this)
+    if (isBinary) {
+      if (connection.isOpen) connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+      else connection.stopReading()
+      return
+    }
+    node.frames.handle(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
+  }
+  function onPong (this: WebSocket): void {
+    connectionOf(this).alive()
+  }
+  function onClose (this: WebSocket, code: number): void {
+    node.release(connectionOf(this), code).catch((err: unknown) => log.error({ err }, 'connection release failed'))
+  }
+
   /** Wires a socket to its connection. The listeners hold the socket and the connection, not the request. */
   function attach (socket: WebSocket, connection: ClientConnection): void {
+    (socket as SocketWithConnection)[CONNECTION] = connection
     // @fastify/websocket's own error listener keeps the upgrade request and reply alive for the
     // connection's lifetime (kilobytes per idle connection); ours notes the close ws sent and logs once.
     socket.removeAllListeners('error')
-    socket.on('error', (err: Error & { code?: string }) => {
-      const code = protocolErrorCode(err.code)
-      // ws closed the connection for a protocol error: the client has close_timeout to answer.
-      if (code !== undefined) connection.closedWith(code)
-      if (connection.firstReport('websocket error')) log.debug({ err, connectionId: connection.id }, 'websocket error')
-    })
+    socket.on('error', onError)
     // The upgrade's ServerResponse stays assigned to the TCP socket, and through its listeners keeps
     // Fastify's request and reply alive; the upgrade answered, it has nothing left to do.
     const tcp = (socket as unknown as { _socket?: Socket & { _httpMessage?: ServerResponse | null } })._socket
     if (tcp?._httpMessage instanceof ServerResponse) tcp._httpMessage.detachSocket(tcp)
     if (sharedServer) limitPayload(socket, config.maxPayload)
-    socket.on('message', (data, isBinary) => {
-      if (isBinary) {
-        if (connection.isOpen) connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
-        else connection.stopReading()
-        return
-      }
-      node.frames.handle(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
-    })
-    socket.on('pong', () => connection.alive())
-    socket.on('close', (code) => {
-      node.release(connection, code).catch((err: unknown) => log.error({ err }, 'connection release failed'))
-    })
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    socket.on('close', onClose)
   }
 
   fastify.route({
@@ -285,6 +299,14 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
       attach(socket, node.open(socket, upgrade.auth, upgrade.resume))
     }
   })
+}
+
+/** Where a socket keeps its connection, for the listeners every connection shares. */
+const CONNECTION = Symbol('wsc connection')
+type SocketWithConnection = WebSocket & { [CONNECTION]?: ClientConnection }
+
+function connectionOf (socket: WebSocket): ClientConnection {
+  return (socket as SocketWithConnection)[CONNECTION] as ClientConnection
 }
 
 /**

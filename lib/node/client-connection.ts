@@ -4,7 +4,7 @@
  */
 import { CloseCode } from '../protocol.js'
 import { RateLimiter } from './rate-limiter.js'
-import { corkForThisTurn, currentTurn, type Corkable } from './write-turns.js'
+import { corkForThisTurn, currentTurn, flushIfFull, type Corkable } from './write-turns.js'
 
 /** What a connection needs of its socket; `ws`'s WebSocket has this shape. */
 export interface WireSocket {
@@ -56,6 +56,8 @@ interface HeldFrame {
 }
 
 const OPEN = 1
+/** The limiter of every connection when `websocket.rate_limit` is 0: it never refuses, so it holds nothing of anyone's. */
+const UNLIMITED = new RateLimiter(0, 1, 0)
 
 /**
  * One client connection: a bounded send path that never blocks anyone else (overflow closes this
@@ -69,38 +71,36 @@ export class ClientConnection {
   rooms: Set<string> | undefined
   /** Pings sent without an answer since the last sign of life. */
   missedPings = 0
-  readonly limiter: RateLimiter
+  /** Made at the first frame the client sends (an idle connection needs none); shared when there is no limit. */
+  #limiter: RateLimiter | undefined
   readonly #socket: WireSocket
   readonly #settings: ConnectionSettings
   #pending = 0
-  /** The turn ({@link currentTurn}) of the last write, and the last turn the socket was corked in. */
-  #writeTurn = -1
-  #corkTurn = -1
+  /** Twice the turn ({@link currentTurn}) of the last write, plus 1 once the socket was corked in it. */
+  #writeTurn = -2
   #closed = false
-  /** The close code the server sent (itself, or its WebSocket layer for a protocol error). */
-  #sentCloseCode: number | undefined
-  /** Drops the connection when the client does not answer the server's close in time. */
-  #dropTimer: NodeJS.Timeout | undefined
+  /**
+   * Set once the server closes: the code it sent (itself, or its WebSocket layer for a protocol
+   * error), and the timer that drops the connection when the client does not answer in time.
+   */
+  #serverClose: { code: number, dropTimer: NodeJS.Timeout | undefined } | undefined
   #reading = true
   /** What was logged about this connection already: one line per reason. */
   #reported: Set<string> | undefined
-  /** Frames routed here while a replay (at set-up, or of a seq gap) runs; undefined otherwise. */
-  #held: HeldFrame[] | undefined
-  /** Bytes of the frames in {@link #held}. */
-  #heldBytes = 0
+  /**
+   * While a replay (at set-up, or of a seq gap) runs: the frames routed here meanwhile, their bytes,
+   * and the seq of the live message whose gap it fills; undefined otherwise.
+   */
+  #replay: { held: HeldFrame[], bytes: number, gapSeq: number | undefined } | undefined
   /**
    * The highest user seq written (replayed or live). User messages go out in ascending seq order, so
    * the highest seq a client received is always a safe `since`.
    */
   #userSeq = 0
-  /** The seq of the live message whose gap the running replay fills. */
-  #gapSeq: number | undefined
-  #writableWaiters: Array<(open: boolean) => void> | undefined
-  #replayWaiters: Array<() => void> | undefined
-  readonly #onWritten = (): void => {
-    this.#pending--
-    if (this.#writableWaiters !== undefined && this.#isBelowLowWater()) this.#wakeWriters(true)
-  }
+  /** Who waits for the send buffer to drain, and for the running replay to end; undefined while nobody does. */
+  #waiters: { writable?: Array<(open: boolean) => void>, replay?: Array<() => void> } | undefined
+  /** Counts a finished write: made for a burst of writes, dropped once none is pending (an idle connection keeps none). */
+  #onWritten: (() => void) | undefined
 
   constructor (id: string, userId: string, socket: WireSocket, settings: ConnectionSettings, now: number) {
     this.id = id
@@ -108,7 +108,12 @@ export class ClientConnection {
     this.connectedAt = now
     this.#socket = socket
     this.#settings = settings
-    this.limiter = new RateLimiter(settings.rateLimit, settings.rateBurst, now)
+  }
+
+  /** The inbound rate limit: a bucket made full at the first frame is what one made full at connect holds by then. */
+  get limiter (): RateLimiter {
+    this.#limiter ??= this.#settings.rateLimit === 0 ? UNLIMITED : new RateLimiter(this.#settings.rateLimit, this.#settings.rateBurst, Date.now())
+    return this.#limiter
   }
 
   get isOpen (): boolean {
@@ -127,7 +132,7 @@ export class ClientConnection {
 
   /** Whether live frames are held for a replay that runs now. */
   get replaying (): boolean {
-    return this.#held !== undefined
+    return this.#replay !== undefined
   }
 
   /**
@@ -139,15 +144,16 @@ export class ClientConnection {
    */
   deliver (frame: Buffer, seq?: number, publishedAt?: number, timed = true, prevSeq?: number): boolean {
     const routed = { frame, seq, prevSeq, enqueuedAt: timed ? performance.now() : undefined, publishedAt }
-    if (this.#held !== undefined) {
+    const replay = this.#replay
+    if (replay !== undefined) {
       // Held frames count against the same caps as the send buffer: a client that does not read during
       // its replay must not make the node hold more for it than for any other.
-      if (this.#held.length >= this.#settings.messageBufferSize ||
-          this.#socket.bufferedAmount + this.#heldBytes + frame.length > this.#settings.maxBufferedBytes) {
+      if (replay.held.length >= this.#settings.messageBufferSize ||
+          this.#socket.bufferedAmount + replay.bytes + frame.length > this.#settings.maxBufferedBytes) {
         this.#overflow()
         return false
       }
-      this.#hold(routed)
+      this.#hold(replay, routed)
       return true
     }
     return this.#route(routed, this.#userSeq)
@@ -161,10 +167,8 @@ export class ClientConnection {
       if (seq > this.#userSeq + 1 && (routed.prevSeq ?? seq - 1) > this.#userSeq && seq > settledSeq) {
         // Another node's lower seq may still be in flight: sending this first would make the client's
         // highest seq skip it on a resume. The store has every seq below this one; read them first.
-        this.#held = []
-        this.#heldBytes = 0
-        this.#hold(routed)
-        this.#gapSeq = seq
+        this.#replay = { held: [], bytes: 0, gapSeq: seq }
+        this.#hold(this.#replay, routed)
         this.#settings.onSeqGap(this, this.#userSeq, seq)
         return true
       }
@@ -173,9 +177,9 @@ export class ClientConnection {
     return this.#send(routed.frame, routed.enqueuedAt, routed.publishedAt)
   }
 
-  #hold (routed: HeldFrame): void {
-    (this.#held as HeldFrame[]).push(routed)
-    this.#heldBytes += routed.frame.length
+  #hold (replay: { held: HeldFrame[], bytes: number }, routed: HeldFrame): void {
+    replay.held.push(routed)
+    replay.bytes += routed.frame.length
   }
 
   /** Writes a frame now; closes the connection with 1013 when its send buffer is full. */
@@ -191,28 +195,38 @@ export class ClientConnection {
       return false
     }
     this.#pending++
-    const turn = currentTurn()
-    if (this.#writeTurn === turn && this.#corkTurn !== turn) {
-      const socket = this.#socket._socket
-      if (socket !== undefined && socket !== null) {
-        corkForThisTurn(socket)
-        this.#corkTurn = turn
-      }
+    const turn = 2 * currentTurn()
+    const socket = this.#socket._socket
+    if (this.#writeTurn === turn) {
+      // The second frame of this turn: the rest of the turn's frames leave with it, in one write.
+      if (socket !== undefined && socket !== null) corkForThisTurn(socket)
+      this.#writeTurn = turn + 1
+    } else if (this.#writeTurn !== turn + 1) {
+      this.#writeTurn = turn
     }
-    this.#writeTurn = turn
     const onDelivered = this.#settings.onDelivered
+    const onWritten = this.#writeCallback()
     this.#socket.send(frame, { binary: false }, enqueuedAt === undefined || onDelivered === undefined
-      ? this.#onWritten
+      ? onWritten
       : (err) => {
-          this.#onWritten()
+          onWritten()
           if (err === undefined || err === null) onDelivered(performance.now() - enqueuedAt, publishedAt === undefined ? undefined : Math.max(0, Date.now() - publishedAt))
         })
+    if (this.#writeTurn === turn + 1 && socket !== undefined && socket !== null) flushIfFull(socket)
     return true
+  }
+
+  #writeCallback (): () => void {
+    this.#onWritten ??= () => {
+      if (--this.#pending === 0) this.#onWritten = undefined
+      if (this.#waiters?.writable !== undefined && this.#isBelowLowWater()) this.#wakeWriters(true)
+    }
+    return this.#onWritten
   }
 
   /** Holds routed frames until {@link endReplay}. */
   beginReplay (): void {
-    this.#held ??= []
+    this.#replay ??= { held: [], bytes: 0, gapSeq: undefined }
   }
 
   /**
@@ -220,26 +234,24 @@ export class ClientConnection {
    * meanwhile, user messages in seq order (from several nodes they may have arrived in any order).
    */
   endReplay (replayedSeq: number): void {
-    const held = this.#held ?? []
+    const held = this.#replay?.held ?? []
     // The store was read after the message that opened the gap was stored: nothing else exists below it.
-    const settledSeq = Math.max(replayedSeq, this.#gapSeq ?? 0)
-    this.#held = undefined
-    this.#heldBytes = 0
-    this.#gapSeq = undefined
+    const settledSeq = Math.max(replayedSeq, this.#replay?.gapSeq ?? 0)
+    this.#replay = undefined
     this.#userSeq = Math.max(this.#userSeq, replayedSeq)
     const userFrames = held.filter((routed) => routed.seq !== undefined).sort((a, b) => (a.seq as number) - (b.seq as number))
     let nextUser = 0
     for (let i = 0; i < held.length; i++) {
       const routed = (held[i] as HeldFrame).seq === undefined ? held[i] as HeldFrame : userFrames[nextUser++] as HeldFrame
       // A gap began another replay: the rest waits for it.
-      if (this.#held !== undefined) {
-        this.#hold(routed)
+      if (this.#replay !== undefined) {
+        this.#hold(this.#replay, routed)
         continue
       }
       this.#route(routed, settledSeq)
       if (this.#closed) return
     }
-    if (this.#held === undefined) this.#wakeReplayWaiters()
+    if (this.#replay === undefined) this.#wakeReplayWaiters()
   }
 
   /**
@@ -247,13 +259,13 @@ export class ClientConnection {
    * {@link replaying} again before starting one: a replay's end may open a seq gap and start another.
    */
   replayDone (): Promise<void> {
-    if (this.#held === undefined) return Promise.resolve()
-    return new Promise((resolve) => { (this.#replayWaiters ??= []).push(resolve) })
+    if (this.#replay === undefined) return Promise.resolve()
+    return new Promise((resolve) => { ((this.#waiters ??= {}).replay ??= []).push(resolve) })
   }
 
   #wakeReplayWaiters (): void {
-    const waiters = this.#replayWaiters ?? []
-    this.#replayWaiters = undefined
+    const waiters = this.#waiters?.replay ?? []
+    if (this.#waiters !== undefined) this.#waiters.replay = undefined
     for (const wake of waiters) wake()
   }
 
@@ -262,7 +274,7 @@ export class ClientConnection {
     if (this.#closed) return Promise.resolve(false)
     if (this.#isBelowLowWater()) return Promise.resolve(true)
     return new Promise((resolve) => {
-      (this.#writableWaiters ??= []).push(resolve)
+      ((this.#waiters ??= {}).writable ??= []).push(resolve)
     })
   }
 
@@ -295,7 +307,7 @@ export class ClientConnection {
 
   /** The code to count for the connection's end: the one the server sent, else what the socket reported (1006: dropped). */
   closeCode (reported: number): number {
-    return this.#sentCloseCode ?? reported
+    return this.#serverClose?.code ?? reported
   }
 
   /** Stops reading from a connection the server is closing: whatever else it sends is not even read. */
@@ -322,18 +334,18 @@ export class ClientConnection {
   /** The socket closed (either side): refuse writes, wake waiters, free what was held. */
   markClosed (): void {
     this.#closed = true
-    this.#held = undefined
-    this.#heldBytes = 0
-    clearTimeout(this.#dropTimer)
-    this.#dropTimer = undefined
-    if (this.#writableWaiters !== undefined) this.#wakeWriters(false)
+    this.#replay = undefined
+    if (this.#serverClose !== undefined) {
+      clearTimeout(this.#serverClose.dropTimer)
+      this.#serverClose.dropTimer = undefined
+    }
+    if (this.#waiters?.writable !== undefined) this.#wakeWriters(false)
     this.#wakeReplayWaiters()
   }
 
   #closing (code: number): void {
     this.markClosed()
-    this.#sentCloseCode = code
-    this.#dropTimer = setTimeout(() => this.#socket.terminate(), this.#settings.closeTimeout).unref()
+    this.#serverClose = { code, dropTimer: setTimeout(() => this.#socket.terminate(), this.#settings.closeTimeout).unref() }
   }
 
   #isBelowLowWater (): boolean {
@@ -342,8 +354,8 @@ export class ClientConnection {
   }
 
   #wakeWriters (open: boolean): void {
-    const waiters = this.#writableWaiters ?? []
-    this.#writableWaiters = undefined
+    const waiters = this.#waiters?.writable ?? []
+    if (this.#waiters !== undefined) this.#waiters.writable = undefined
     for (const wake of waiters) wake(open)
   }
 

@@ -4,6 +4,7 @@
  */
 import type { ClientConnection } from './client-connection.js'
 import type { Logger } from '../logger.js'
+import { Multimap } from '../multimap.js'
 import type { Target } from '../protocol.js'
 
 /**
@@ -12,7 +13,7 @@ import type { Target } from '../protocol.js'
  */
 export class LocalHub {
   readonly #connections = new Map<string, ClientConnection>()
-  readonly #byUser = new Map<string, Set<ClientConnection>>()
+  readonly #byUser = new Multimap<string, ClientConnection>()
   readonly #byRoom = new Map<string, Set<ClientConnection>>()
 
   get size (): number {
@@ -33,8 +34,8 @@ export class LocalHub {
   }
 
   /** The user's local connections, oldest first. */
-  user (userId: string): ReadonlySet<ClientConnection> {
-    return this.#byUser.get(userId) ?? EMPTY
+  user (userId: string): Iterable<ClientConnection> {
+    return this.#byUser.values(userId)
   }
 
   room (room: string): ReadonlySet<ClientConnection> {
@@ -43,18 +44,14 @@ export class LocalHub {
 
   add (connection: ClientConnection): void {
     this.#connections.set(connection.id, connection)
-    let devices = this.#byUser.get(connection.userId)
-    if (devices === undefined) this.#byUser.set(connection.userId, devices = new Set())
-    devices.add(connection)
+    this.#byUser.add(connection.userId, connection)
   }
 
   /** Removes the connection; returns the rooms that have no local member left, undefined if it was not here. */
   remove (connection: ClientConnection): string[] | undefined {
     if (this.#connections.get(connection.id) !== connection) return undefined
     this.#connections.delete(connection.id)
-    const devices = this.#byUser.get(connection.userId)
-    devices?.delete(connection)
-    if (devices?.size === 0) this.#byUser.delete(connection.userId)
+    this.#byUser.delete(connection.userId, connection)
     const emptied: string[] = []
     for (const room of connection.rooms ?? []) {
       if (this.leave(connection, room)) emptied.push(room)
@@ -97,7 +94,7 @@ export class LocalHub {
   /** Writes the frame to every local connection the target names; returns how many took it. */
   deliver (target: Target, frame: string, seq?: number, publishedAt?: number, prevSeq?: number): number {
     const recipients = 'user' in target
-      ? this.#byUser.get(target.user)
+      ? this.#byUser.raw(target.user)
       : 'room' in target
         ? this.#byRoom.get(target.room)
         : 'connection' in target

@@ -1,14 +1,22 @@
 /**
  * Coalesces what one event-loop turn writes to one client socket: the first frame goes out at once,
  * and if a second one follows in the same turn (acks to a client that publishes fast, a replay) the
- * socket is corked until the turn ends, so the rest leave in one system call.
+ * socket is corked until the turn ends, so the rest leave in one system call. A corked socket holds at
+ * most {@link CORK_BYTES}: a burst of large frames (a room fan-out in a loop) leaves in writes of that
+ * size instead of piling up in the process until the turn ends, where it would count against the
+ * connection's send buffer and close a client that reads fine with 1013.
  */
 
 /** The TCP socket under a `ws` WebSocket (its `_socket`, which `ws` has had in every version). */
 export interface Corkable {
   cork (): void
   uncork (): void
+  /** Bytes written and not yet handed to the kernel. */
+  readonly writableLength: number
 }
+
+/** Bytes a corked socket holds before they leave without waiting for the end of the turn. */
+export const CORK_BYTES = 16 * 1024
 
 let turn = 0
 let ending = false
@@ -34,4 +42,11 @@ export function currentTurn (): number {
 export function corkForThisTurn (socket: Corkable): void {
   socket.cork()
   corked.push(socket)
+}
+
+/** Writes out what a socket corked by {@link corkForThisTurn} holds once that reaches {@link CORK_BYTES}; it stays corked. */
+export function flushIfFull (socket: Corkable): void {
+  if (socket.writableLength < CORK_BYTES) return
+  socket.uncork()
+  socket.cork()
 }

@@ -5,6 +5,7 @@
  */
 import { UnavailableError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { Multimap } from '../multimap.js'
 import type { PresenceEntry } from '../router/router.js'
 import type { RedisClient, RedisCommandPool } from './command-pool.js'
 import type { RedisKeys } from './keys.js'
@@ -37,7 +38,7 @@ export class RedisPresence {
   readonly #commands: RedisCommandPool
   readonly #keys: RedisKeys
   /** This node's connections by user: the truth that presence in Redis is rebuilt from. */
-  readonly #local = new Map<string, Set<string>>()
+  readonly #local = new Multimap<string, string>()
   /** Writes in flight, awaited before deregistering: they may run on other connections than the purge. */
   readonly #writes = new Set<Promise<unknown>>()
   #nodeId: string | undefined
@@ -61,9 +62,7 @@ export class RedisPresence {
 
   /** Records the connection locally at once; a Redis failure is repaired when Redis returns. */
   async add (userId: string, connectionId: string): Promise<void> {
-    let connections = this.#local.get(userId)
-    if (connections === undefined) this.#local.set(userId, connections = new Set())
-    connections.add(connectionId)
+    this.#local.add(userId, connectionId)
     this.#options.onChange()
     try {
       const self = this.#self()
@@ -80,10 +79,8 @@ export class RedisPresence {
   }
 
   async remove (userId: string, connectionId: string): Promise<void> {
-    const connections = this.#local.get(userId)
-    if (connections?.delete(connectionId) !== true) return
-    const last = connections.size === 0
-    if (last) this.#local.delete(userId)
+    if (!this.#local.delete(userId, connectionId)) return
+    const last = !this.#local.has(userId)
     this.#options.onChange()
     try {
       const self = this.#self()
@@ -130,7 +127,7 @@ export class RedisPresence {
         const entries = await client.hgetall(key)
         // Decided and issued on the user's connection without awaiting in between, so add/remove
         // calls that follow stay ordered after it.
-        const local = [...this.#local.get(userId) ?? []]
+        const local = [...this.#local.values(userId)]
         const stale = Object.entries(entries).filter(([connectionId, nodeId]) => nodeId === self && !local.includes(connectionId))
         await Promise.all([
           stale.length > 0 ? client.hdel(key, ...stale.map(([connectionId]) => connectionId)) : undefined,

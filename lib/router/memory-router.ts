@@ -1,4 +1,5 @@
 /** The in-memory router of a node that runs alone: presence and routing without Redis. */
+import { Multimap } from '../multimap.js'
 import type { LocalNode, NodeInfo, PresenceEntry, RoutedEvent, Router, RouterStatus } from './router.js'
 
 /** The embedded default: one node, every event delivered in-process. */
@@ -6,7 +7,7 @@ export class MemoryRouter implements Router {
   #node: LocalNode | undefined
   #onEvent: ((event: RoutedEvent) => void) | undefined
   #startedAt = 0
-  readonly #presence = new Map<string, Set<string>>()
+  readonly #presence = new Multimap<string, string>()
   #connections = 0
 
   async start (node: LocalNode, onEvent: (event: RoutedEvent) => void): Promise<void> {
@@ -26,22 +27,16 @@ export class MemoryRouter implements Router {
   }
 
   async addPresence (userId: string, connectionId: string): Promise<void> {
-    let set = this.#presence.get(userId)
-    if (set === undefined) this.#presence.set(userId, set = new Set())
-    if (!set.has(connectionId)) this.#connections++
-    set.add(connectionId)
+    if (this.#presence.add(userId, connectionId)) this.#connections++
   }
 
   async removePresence (userId: string, connectionId: string): Promise<void> {
-    const set = this.#presence.get(userId)
-    if (set?.delete(connectionId) !== true) return
-    this.#connections--
-    if (set.size === 0) this.#presence.delete(userId)
+    if (this.#presence.delete(userId, connectionId)) this.#connections--
   }
 
   async presence (userId: string): Promise<PresenceEntry[]> {
     const nodeId = this.#node?.nodeId ?? ''
-    return [...this.#presence.get(userId) ?? []].map((connectionId) => ({ connectionId, nodeId }))
+    return [...this.#presence.values(userId)].map((connectionId) => ({ connectionId, nodeId }))
   }
 
   async onlineCount (): Promise<number> {

@@ -128,7 +128,8 @@ const CONNECTION_ID_SEPARATOR = '~'
 
 /** A connection id names its node and its start time: `<nodeId>~<ms base36>-<random>`. */
 export function makeConnectionId (nodeId: string, now: number, random: string): string {
-  return `${nodeId}${CONNECTION_ID_SEPARATOR}${now.toString(36)}-${random}`
+  // Made flat (one string, not a tree of the parts a template joins): each open connection keeps its id.
+  return Buffer.from(`${nodeId}${CONNECTION_ID_SEPARATOR}${now.toString(36)}-${random}`).toString()
 }
 
 /** The node and start time encoded in a connection id, or undefined for an id this code did not make. */

@@ -2,6 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ClientConnection, type ConnectionSettings, type WireSocket } from '../../lib/node/client-connection.js'
 import { LocalHub, TIMED_RECIPIENTS } from '../../lib/node/hub.js'
+import { CORK_BYTES } from '../../lib/node/write-turns.js'
 
 /** A socket that records what it was given; `flush` completes pending writes like the kernel would. */
 class RecordingSocket implements WireSocket {
@@ -203,8 +204,8 @@ test('the frames one turn writes to one socket after its first leave corked, in 
   const { connection, socket } = connect(hub, 'c1', 'u1')
   const other = connect(hub, 'c2', 'u2')
   const calls: string[] = []
-  Object.assign(socket, { _socket: { cork: () => calls.push('cork'), uncork: () => calls.push('uncork') } })
-  Object.assign(other.socket, { _socket: { cork: () => calls.push('other cork'), uncork: () => calls.push('other uncork') } })
+  Object.assign(socket, { _socket: { cork: () => calls.push('cork'), uncork: () => calls.push('uncork'), writableLength: 0 } })
+  Object.assign(other.socket, { _socket: { cork: () => calls.push('other cork'), uncork: () => calls.push('other uncork'), writableLength: 0 } })
   await new Promise((resolve) => setImmediate(resolve))
   connection.write(Buffer.from('1'))
   other.connection.write(Buffer.from('a'))
@@ -217,4 +218,24 @@ test('the frames one turn writes to one socket after its first leave corked, in 
   connection.write(Buffer.from('4'))
   assert.deepEqual(calls, ['cork', 'uncork'], 'the next turn starts uncorked')
   assert.equal(socket.sent.length, 4)
+})
+
+test('a corked socket writes out what it holds once that reaches CORK_BYTES, and stays corked for the rest of the turn', async () => {
+  const hub = new LocalHub()
+  const { connection, socket } = connect(hub, 'c1', 'u1')
+  const calls: string[] = []
+  const tcp = { writableLength: 0, cork: () => calls.push('cork'), uncork: () => { calls.push('uncork'); tcp.writableLength = 0 } }
+  Object.assign(socket, { _socket: tcp })
+  const frame = Buffer.alloc(CORK_BYTES / 4)
+  socket.send = (data) => { socket.sent.push(data); if (calls.length > 0) tcp.writableLength += data.length }
+  await new Promise((resolve) => setImmediate(resolve))
+  for (let i = 0; i < 4; i++) connection.write(frame)
+  assert.deepEqual(calls, ['cork'], 'the first frame left at once, three are held: below the bound')
+  connection.write(frame)
+  assert.deepEqual(calls, ['cork', 'uncork', 'cork'], 'the fourth held frame reached the bound: written out, corked again')
+  assert.equal(tcp.writableLength, 0)
+  for (let i = 0; i < 3; i++) connection.write(frame)
+  assert.deepEqual(calls, ['cork', 'uncork', 'cork'], 'held again, below the bound')
+  await new Promise((resolve) => setImmediate(resolve))
+  assert.deepEqual(calls, ['cork', 'uncork', 'cork', 'uncork'], 'uncorked when the turn ended')
 })
