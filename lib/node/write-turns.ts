@@ -16,7 +16,7 @@ export interface Corkable {
 }
 
 /** Bytes a corked socket holds before they leave without waiting for the end of the turn. */
-export const CORK_BYTES = 16 * 1024
+export const CORK_BYTES = 8 * 1024
 
 let turn = 0
 let ending = false
