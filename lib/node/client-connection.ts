@@ -4,7 +4,7 @@
  */
 import { CloseCode } from '../protocol.js'
 import { RateLimiter } from './rate-limiter.js'
-import { corkForThisTurn, currentTurn, flushIfFull, type Corkable } from './write-turns.js'
+import { afterWrite, beforeWrite, type Corkable } from './write-turns.js'
 
 /** What a connection needs of its socket; `ws`'s WebSocket has this shape. */
 export interface WireSocket {
@@ -76,7 +76,7 @@ export class ClientConnection {
   readonly #socket: WireSocket
   readonly #settings: ConnectionSettings
   #pending = 0
-  /** Twice the turn ({@link currentTurn}) of the last write, plus 1 once the socket was corked in it. */
+  /** The socket's writes in this turn ({@link beforeWrite}). */
   #writeTurn = -2
   #closed = false
   /**
@@ -195,15 +195,8 @@ export class ClientConnection {
       return false
     }
     this.#pending++
-    const turn = 2 * currentTurn()
     const socket = this.#socket._socket
-    if (this.#writeTurn === turn) {
-      // The second frame of this turn: the rest of the turn's frames leave with it, in one write.
-      if (socket !== undefined && socket !== null) corkForThisTurn(socket)
-      this.#writeTurn = turn + 1
-    } else if (this.#writeTurn !== turn + 1) {
-      this.#writeTurn = turn
-    }
+    this.#writeTurn = beforeWrite(this.#writeTurn, socket)
     const onDelivered = this.#settings.onDelivered
     const onWritten = this.#writeCallback()
     this.#socket.send(frame, { binary: false }, enqueuedAt === undefined || onDelivered === undefined
@@ -212,7 +205,7 @@ export class ClientConnection {
           onWritten()
           if (err === undefined || err === null) onDelivered(performance.now() - enqueuedAt, publishedAt === undefined ? undefined : Math.max(0, Date.now() - publishedAt))
         })
-    if (this.#writeTurn === turn + 1 && socket !== undefined && socket !== null) flushIfFull(socket)
+    afterWrite(this.#writeTurn, socket)
     return true
   }
 

@@ -50,3 +50,22 @@ export function flushIfFull (socket: Corkable): void {
   socket.uncork()
   socket.cork()
 }
+
+/**
+ * Notes a write to `socket` about to happen; `state` is what the last call returned for this socket
+ * (start with -2). The second write of a turn corks the socket: the rest of the turn's frames leave
+ * with it. Returns twice the turn, plus 1 once the socket is corked in it.
+ */
+export function beforeWrite (state: number, socket: Corkable | null | undefined): number {
+  const turn = 2 * currentTurn()
+  if (state === turn) {
+    if (socket !== undefined && socket !== null) corkForThisTurn(socket)
+    return turn + 1
+  }
+  return state === turn + 1 ? state : turn
+}
+
+/** After a write: a socket corked this turn writes out what it holds once that reaches {@link CORK_BYTES}. */
+export function afterWrite (state: number, socket: Corkable | null | undefined): void {
+  if (state % 2 === 1 && socket !== undefined && socket !== null) flushIfFull(socket)
+}

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { MemoryMessageStore } from '../../lib/store/memory-message-store.js'
 import type { MySqlMessageStore } from '../../lib/store/mysql/mysql-message-store.js'
-import { count, testDatabase } from '../backends.js'
+import { count, privateRedis, testDatabase } from '../backends.js'
 import { build, buildInProcess, TestClient, waitFor } from '../helper.js'
 import { deletePrefix, redisClient, SHARED_REDIS, uniquePrefix } from '../redis-harness.js'
 
@@ -18,10 +18,13 @@ const anyTarget = { authorizePublish: () => true }
 const payload = (i: number): { i: number, pad: string } => ({ i, pad: 'x'.repeat(60 * KIB) })
 
 /** Sends `messages` publish frames from one client to `users` distinct user ids and waits for every answer. */
-async function flood (client: TestClient, users: number, messages: number): Promise<void> {
-  for (let i = 0; i < messages; i++) client.send({ type: 'publish', id: `p${i}`, to: { user: `victim-${i % users}` }, data: payload(i) })
+async function flood (client: TestClient, users: number, messages: number, data = payload): Promise<void> {
+  for (let i = 0; i < messages; i++) client.send({ type: 'publish', id: `p${i}`, to: { user: `victim-${i % users}` }, data: data(i) })
   await client.take('ack', messages, 60_000)
 }
+
+/** 12 KiB: two of them are more than the 16 KiB per user the 1,000-recipient floods below allow. */
+const mid = (i: number): { i: number, pad: string } => ({ i, pad: 'y'.repeat(12 * KIB) })
 
 test('embedded store: 1,000 messages of 60 KiB to 1,000 user ids stay within max_users and max_bytes', async (t) => {
   const { app, connect } = await buildInProcess(t, {
@@ -99,4 +102,42 @@ test('MySQL: the cleanup job trims each user to max_inbox_bytes, keeping the new
   assert.ok(bytes <= 1 * MIB && bytes > 0, `${bytes} payload bytes kept`)
   assert.equal(await count(db.pool, "SELECT MAX(seq) AS n FROM wsc_messages WHERE user_id = 'heavy'"), 60, 'the newest stays')
   assert.equal(await count(db.pool, "SELECT COUNT(*) AS n FROM wsc_messages WHERE user_id = 'light'"), 1)
+})
+
+test('Redis: 3,000 messages of 12 KiB to 1,000 user ids grow used_memory by at most max_inbox_bytes per user', async (t) => {
+  // A redis-server of the test's own, so that used_memory is this app's alone.
+  const redis = await privateRedis(t)
+  const { app, url } = await build(t, {
+    ...anyTarget,
+    redis: { addr: `127.0.0.1:${redis.port}` },
+    websocket: { rateLimit: 0 },
+    store: { maxInboxBytes: '16KiB' }
+  })
+  const usedMemory = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(await redis.client.info('memory'))?.[1])
+  const attacker = await TestClient.connect(url('token=attacker'))
+  const before = await usedMemory()
+  await flood(attacker, 1000, 3000, mid)
+  const grown = await usedMemory() - before
+  // Without the byte bound each user would keep its three messages: 36 MiB.
+  assert.ok(grown < 1000 * 16 * KIB, `used_memory grew by ${(grown / MIB).toFixed(1)} MiB for 1,000 recipients`)
+  for (const user of ['victim-0', 'victim-999']) {
+    const kept = await app.wscStore.since(user, 0, 10)
+    assert.deepEqual(kept.map((m) => (JSON.parse(m.dataJson) as { i: number }).i), [user === 'victim-0' ? 2000 : 2999], `${user} keeps its newest message only`)
+  }
+  await attacker.close()
+})
+
+test('MySQL: 2,000 messages of 12 KiB to 1,000 user ids keep at most max_inbox_bytes per user after the cleanup pass', async (t) => {
+  const db = await testDatabase(t)
+  const { app, url } = await build(t, { ...anyTarget, mysql: { url: db.url }, websocket: { rateLimit: 0 }, store: { maxInboxBytes: '16KiB', cleanupInterval: '1h' } })
+  const attacker = await TestClient.connect(url('token=attacker'))
+  await flood(attacker, 1000, 2000, mid)
+  assert.equal(await count(db.pool, 'SELECT COUNT(*) AS n FROM wsc_messages'), 2000, 'every message was stored')
+  // A pass trims a bounded number of users and the next one continues: run passes until one finds nothing to trim.
+  let passes = 0
+  while (await (app.wscStore as MySqlMessageStore).runRetention() > 0) assert.ok(++passes <= 1000, 'the passes come to an end')
+  assert.equal(await count(db.pool, 'SELECT COUNT(DISTINCT user_id) AS n FROM wsc_messages'), 1000, 'every recipient keeps its newest')
+  assert.ok(await count(db.pool, 'SELECT MAX(b) AS n FROM (SELECT SUM(LENGTH(data)) AS b FROM wsc_messages GROUP BY user_id) AS per_user') <= 16 * KIB)
+  assert.ok(await count(db.pool, 'SELECT SUM(LENGTH(data)) AS n FROM wsc_messages') <= 1000 * 16 * KIB)
+  await attacker.close()
 })
