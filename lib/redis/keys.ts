@@ -1,5 +1,5 @@
 /**
- * Every Redis key and channel name fastify-wsc uses (docs/redis.md, DESIGN.md "Redis contract").
+ * Every Redis key and channel name fastify-wsc uses; docs/redis.md describes each one (the contract other nodes and tools rely on).
  * All start with the configurable prefix (default `wsc:`). The `{…}` in a user key is a Redis Cluster
  * hash tag: every key of one user lands in one slot.
  */
