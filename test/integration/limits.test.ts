@@ -17,8 +17,25 @@ test('authenticate throwing ForbiddenError: HTTP 403', async (t) => {
   })
   const refusal = await TestClient.refusal(url())
   assert.equal(refusal.statusCode, 403)
-  assert.match(refusal.body, /banned/)
+  assert.deepEqual(pick(JSON.parse(refusal.body)), { statusCode: 403, error: 'Forbidden', message: 'banned' })
 })
+
+test('ForbiddenError and UnauthorizedError without a message: Fastify\'s error body with a readable default', async (t) => {
+  for (const [Refusal, statusCode, error, message] of [[errors.ForbiddenError, 403, 'Forbidden', 'forbidden'], [errors.UnauthorizedError, 401, 'Unauthorized', 'unauthorized']] as const) {
+    const { url } = await build(t, {
+      authenticate: () => {
+        throw new Refusal()
+      }
+    })
+    const refusal = await TestClient.refusal(url())
+    assert.equal(refusal.statusCode, statusCode)
+    assert.deepEqual(pick(JSON.parse(refusal.body)), { statusCode, error, message })
+  }
+})
+
+function pick (body: { statusCode?: unknown, error?: unknown, message?: unknown }): Record<string, unknown> {
+  return { statusCode: body.statusCode, error: body.error, message: body.message }
+}
 
 test('at max_connections: HTTP 503 with Retry-After; a slot frees when a client leaves', async (t) => {
   const { url } = await build(t, { websocket: { maxConnections: 2 } })
