@@ -127,15 +127,14 @@ test('Redis: 3,000 messages of 12 KiB to 1,000 user ids grow used_memory by at m
   await attacker.close()
 })
 
-test('MySQL: 2,000 messages of 12 KiB to 1,000 user ids keep at most max_inbox_bytes per user after the cleanup pass', async (t) => {
+test('MySQL: 2,000 messages of 12 KiB to 1,000 user ids keep at most max_inbox_bytes per user after one cleanup pass', async (t) => {
   const db = await testDatabase(t)
   const { app, url } = await build(t, { ...anyTarget, mysql: { url: db.url }, websocket: { rateLimit: 0 }, store: { maxInboxBytes: '16KiB', cleanupInterval: '1h' } })
   const attacker = await TestClient.connect(url('token=attacker'))
   await flood(attacker, 1000, 2000, mid)
   assert.equal(await count(db.pool, 'SELECT COUNT(*) AS n FROM wsc_messages'), 2000, 'every message was stored')
-  // A pass trims a bounded number of users and the next one continues: run passes until one finds nothing to trim.
-  let passes = 0
-  while (await (app.wscStore as MySqlMessageStore).runRetention() > 0) assert.ok(++passes <= 1000, 'the passes come to an end')
+  // One pass trims every user this node wrote to, however many: an attacker cannot outrun the job.
+  await (app.wscStore as MySqlMessageStore).runRetention()
   assert.equal(await count(db.pool, 'SELECT COUNT(DISTINCT user_id) AS n FROM wsc_messages'), 1000, 'every recipient keeps its newest')
   assert.ok(await count(db.pool, 'SELECT MAX(b) AS n FROM (SELECT SUM(LENGTH(data)) AS b FROM wsc_messages GROUP BY user_id) AS per_user') <= 16 * KIB)
   assert.ok(await count(db.pool, 'SELECT SUM(LENGTH(data)) AS n FROM wsc_messages') <= 1000 * 16 * KIB)

@@ -140,6 +140,21 @@ test('retention deletes by age and by count per user, in small batches, while ap
   assert.equal((await store.append('ann', message('next'))).seq, 21)
 })
 
+test('retention trims every user this store wrote to in one pass, and the users others wrote to by a sweep over passes', async (t) => {
+  const db = await testDatabase(t)
+  const other = await startStore(t, db.pool, { retentionCount: 1 })
+  for (let u = 0; u < 150; u++) for (let i = 0; i < 2; i++) await other.append(`elsewhere-${u}`, message(`m${i}`))
+  const store = await startStore(t, db.pool, { retentionCount: 1 })
+  for (let u = 0; u < 150; u++) for (let i = 0; i < 2; i++) await store.append(`here-${u}`, message(`m${i}`))
+  const over = async (prefix: string): Promise<number> => count(db.pool, 'SELECT COUNT(*) AS n FROM (SELECT user_id FROM wsc_messages WHERE user_id LIKE ? GROUP BY user_id HAVING COUNT(*) > 1) AS over_bound', [`${prefix}%`])
+  await store.runRetention()
+  assert.equal(await over('here-'), 0, 'every user this store wrote to is trimmed by the first pass')
+  assert.ok(await over('elsewhere-') > 0, 'a pass sweeps a bounded number of the other users')
+  for (let pass = 0; pass < 10 && await over('elsewhere-') > 0; pass++) await store.runRetention()
+  assert.equal(await over('elsewhere-'), 0, 'the sweep reaches every user')
+  assert.equal(await count(db.pool, 'SELECT COUNT(*) AS n FROM wsc_messages'), 300, 'each keeps its newest')
+})
+
 test('the retention job runs by itself every cleanupInterval', async (t) => {
   const db = await testDatabase(t)
   const store = await startStore(t, db.pool, { retentionAge: HOUR, cleanupInterval: 50 })

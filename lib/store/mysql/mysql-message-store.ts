@@ -119,7 +119,9 @@ export class MySqlMessageStore implements MessageStore {
   async append (userId: string, message: Omit<Message, 'seq'>, _options?: AppendOptions): Promise<StoredMessage> {
     if (this.#closing) throw new ClosedError('the message store is closed')
     if (!this.#started) throw new ClosedError('the message store has not started')
-    return this.#queue.enqueue(userId, message)
+    const stored = await this.#queue.enqueue(userId, message)
+    this.#retention.noteWritten(userId)
+    return stored
   }
 
   async since (userId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
@@ -151,9 +153,9 @@ export class MySqlMessageStore implements MessageStore {
   }
 
   /**
-   * One pass of the retention job: deletes messages older than `retentionAge`, then trims up to 100
-   * users to their `retentionCount` newest messages (the next pass continues with the next users).
-   * Returns the rows deleted.
+   * One pass of the retention job: deletes messages older than `retentionAge`, then trims to their
+   * `retentionCount` newest messages and `maxInboxBytes` every user written to since the last pass,
+   * and up to 100 others (a sweep that the next pass continues). Returns the rows deleted.
    */
   async runRetention (): Promise<number> {
     return this.#retention.runPass()

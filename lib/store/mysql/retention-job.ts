@@ -1,7 +1,8 @@
 /**
  * The MySQL retention job: deletes messages older than `retentionAge` and trims each user to the
- * `retentionCount` newest and to `maxInboxBytes` of payload, in small DELETEs that hold their locks briefly; its timer, its cursor over
- * the users and its in-flight pass.
+ * `retentionCount` newest and to `maxInboxBytes` of payload, in small DELETEs that hold their locks
+ * briefly; its timer, the users this node wrote to since the last pass, its cursor over all users and
+ * its in-flight pass.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { columnText, type MySqlConnections, type Row } from './mysql-connections.js'
@@ -24,6 +25,8 @@ export interface RetentionOptions {
 
 const CLEANUP_USERS_PER_PASS = 100
 const CLEANUP_BATCHES_PER_PASS = 20
+/** Users written to since the last pass that the next one trims; past this, the sweep over all users catches up. */
+const WRITTEN_USERS_TRACKED = 10_000
 
 export class RetentionJob {
   /** Messages the job deleted. */
@@ -32,8 +35,10 @@ export class RetentionJob {
   readonly #status: MySqlStatus
   readonly #options: RetentionOptions
   readonly #timer: PeriodicTask
-  /** The last user the count trim reached; the next pass continues after it. */
+  /** The last user the sweep reached; the next pass continues after it. */
   #cursor = ''
+  /** Users this node wrote to since the last pass: only a write can take a user past its bounds. */
+  #written = new Set<string>()
 
   constructor (connections: MySqlConnections, status: MySqlStatus, options: RetentionOptions) {
     this.#connections = connections
@@ -49,10 +54,16 @@ export class RetentionJob {
     if (this.#options.retentionAge > 0 || this.#options.retentionCount > 0 || this.#options.maxInboxBytes > 0) this.#timer.start()
   }
 
+  /** Notes a committed write to the user: the next pass trims the user (at most {@link WRITTEN_USERS_TRACKED} are noted). */
+  noteWritten (userId: string): void {
+    if (this.#written.size < WRITTEN_USERS_TRACKED) this.#written.add(userId)
+  }
+
   /**
-   * One pass: deletes messages older than `retentionAge`, then trims up to 100 users to their
-   * `retentionCount` newest messages and `maxInboxBytes` of payload (the next pass continues with the
-   * next users). Each DELETE
+   * One pass: deletes messages older than `retentionAge`, then trims to their `retentionCount` newest
+   * messages and `maxInboxBytes` of payload every user this node wrote to since the last pass, and up
+   * to 100 others (a sweep over all users, continued by the next pass: users other nodes or an earlier
+   * process wrote to). A client publishing to many user ids thus cannot outrun the job. Each DELETE
    * removes at most `cleanupBatch` rows, reads committed rows only and takes its own pooled connection,
    * so sends are never held behind a long statement. Returns the rows deleted.
    */
@@ -70,14 +81,17 @@ export class RetentionJob {
     if ((retentionCount > 0 || maxInboxBytes > 0) && !this.#timer.stopped) {
       // A byte bound concerns every user with messages; a count bound only those numbered past it.
       const minSeq = maxInboxBytes > 0 ? 0 : retentionCount
+      const written = this.#written
+      this.#written = new Set()
+      for (const userId of written) {
+        if (this.#timer.stopped) break
+        deleted += await this.#trimToBounds(userId)
+      }
       const rows = await this.#connections.query<Row[]>(Sql.inboxesOver, [this.#cursor, minSeq, CLEANUP_USERS_PER_PASS])
       for (const row of rows) {
         if (this.#timer.stopped) break
         const userId = columnText(row.user_id)
-        const [byCount] = retentionCount > 0 ? await this.#connections.query<Row[]>(Sql.countBoundary, [userId, retentionCount]) : []
-        const [byBytes] = maxInboxBytes > 0 ? await this.#connections.query<Row[]>(Sql.bytesBoundary, [userId, maxInboxBytes]) : []
-        const upTo = Math.max(Number(byCount?.seq ?? 0), Number(byBytes?.seq ?? 0))
-        if (upTo > 0) deleted += await this.#trimUser(userId, upTo)
+        if (!written.has(userId)) deleted += await this.#trimToBounds(userId)
         this.#cursor = userId
       }
       if (rows.length < CLEANUP_USERS_PER_PASS) this.#cursor = ''
@@ -89,6 +103,15 @@ export class RetentionJob {
   /** Stops the timer, ends a running pass after its current DELETE, and waits for it. */
   async stop (): Promise<void> {
     await this.#timer.stop()
+  }
+
+  /** Deletes what the user holds beyond `retentionCount` messages and `maxInboxBytes` of payload. */
+  async #trimToBounds (userId: string): Promise<number> {
+    const { retentionCount, maxInboxBytes } = this.#options
+    const [byCount] = retentionCount > 0 ? await this.#connections.query<Row[]>(Sql.countBoundary, [userId, retentionCount]) : []
+    const [byBytes] = maxInboxBytes > 0 ? await this.#connections.query<Row[]>(Sql.bytesBoundary, [userId, maxInboxBytes]) : []
+    const upTo = Math.max(Number(byCount?.seq ?? 0), Number(byBytes?.seq ?? 0))
+    return upTo > 0 ? await this.#trimUser(userId, upTo) : 0
   }
 
   /** Deletes the user's messages up to `upTo`, a batch at a time. */
