@@ -1,7 +1,8 @@
 /**
  * Redis Cluster topology changes under traffic: a master killed during user traffic between two nodes
- * (its replica takes over), a room's slot moved to another master, and a frozen master that carries
- * only a room's channel (the loopback probe covers every shard the node subscribes on).
+ * (its replica takes over), a room's slot moved to another master, a frozen master that carries
+ * only a room's channel (the loopback probe covers every shard the node subscribes on), and a frozen
+ * master that carries a receiving node's channel (the send is stored but not pushed: its seq is reported).
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -197,4 +198,32 @@ test('a frozen master that carries only a room of the node: the router reports t
   await waitFor(() => b.app.wsc.routerStatus().up, 15_000, 'B up again once the master answers')
   await a.app.wsc.sendToRoom(room, 'thawed')
   assert.equal((await member.next('message')).data, 'thawed')
+})
+
+test('a frozen master that carries the receiving node\'s channel: the send is stored, refused as WSC_ERR_STORED_NOT_DELIVERED with its seq, and reaches the user later', async (t) => {
+  const cluster = await startRedisCluster(t, { nodeTimeout: 60_000 })
+  t.after(() => { for (const node of cluster.processes.values()) node.resume() })
+  const prefix = uniquePrefix()
+  const [a, b] = await startNodes(t, 2, { prefix, clusterNodes: cluster.seeds, heartbeatMs: 300 })
+  assert.ok(a && b)
+  const frozen = masterOf(cluster, `${prefix}node:${b.nodeId}`)
+  // A user whose keys (counter, inbox, presence) live on another master: the append succeeds, the publish cannot.
+  let user = ''
+  for (let i = 0; user === ''; i++) if (masterOf(cluster, `${prefix}presence:{v${i}}`) !== frozen) user = `v${i}`
+  const device = await connect(t, b, user)
+  const first = await a.app.wsc.sendToUser(user, 'before')
+  assert.equal((await device.next('message')).seq, first.seq)
+
+  cluster.processes.get(frozen)?.pause()
+  const refusal = await a.app.wsc.sendToUser(user, 'while frozen').then(() => undefined, (err: unknown) => err as Error & { code?: string, seq?: number, id?: string })
+  cluster.processes.get(frozen)?.resume()
+  assert.ok(refusal !== undefined, 'the send is not reported delivered')
+  assert.equal(refusal.code, 'WSC_ERR_STORED_NOT_DELIVERED', refusal.message)
+  assert.equal(refusal.seq, (first.seq ?? 0) + 1, 'it was numbered and stored')
+  assert.match(refusal.message, /stored as seq \d+ but not pushed/)
+  // Stored: the user gets it with the next message (its seq gap is read from the store), once, in order.
+  await waitFor(() => b.app.wsc.routerStatus().up, 15_000, 'B up again once the master answers')
+  const next = await a.app.wsc.sendToUser(user, 'after')
+  const seen = [(await device.next('message')), (await device.next('message'))].map((frame) => [frame.seq, frame.data])
+  assert.deepEqual(seen, [[refusal.seq, 'while frozen'], [next.seq, 'after']])
 })
