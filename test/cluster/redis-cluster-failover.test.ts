@@ -169,14 +169,22 @@ test('a room\'s slot moves to another master: its members get room traffic again
   await waitFor(() => b.app.wsc.routerStatus().up, 5000, 'B to verify the loop on the new shard')
 })
 
-test('a frozen master that carries only a room of the node: the router reports that shard down, and up again once it answers', async (t) => {
-  // A long node timeout: the other masters keep serving while it is frozen (no failover, no cluster_state:fail).
+/**
+ * A cluster of 3 masters whose processes a test may freeze, and nodes A and B on it. A long node
+ * timeout keeps the other masters serving while one is frozen (no failover, no cluster_state:fail).
+ */
+async function freezableCluster (t: TestContext): Promise<{ cluster: RedisClusterHandle, prefix: string, a: TestNode, b: TestNode }> {
   const cluster = await startRedisCluster(t, { nodeTimeout: 60_000 })
   // Registered before the nodes: after-hooks run in order, so a failed test thaws the master before the nodes close.
   t.after(() => { for (const node of cluster.processes.values()) node.resume() })
   const prefix = uniquePrefix()
   const [a, b] = await startNodes(t, 2, { prefix, clusterNodes: cluster.seeds, heartbeatMs: 300 })
   assert.ok(a && b)
+  return { cluster, prefix, a, b }
+}
+
+test('a frozen master that carries only a room of the node: the router reports that shard down, and up again once it answers', async (t) => {
+  const { cluster, prefix, a, b } = await freezableCluster(t)
   // B's own channel and the broadcast channel live on at most two of the three masters.
   const busy = new Set([masterOf(cluster, `${prefix}node:${b.nodeId}`), masterOf(cluster, `${prefix}broadcast`)])
   const quiet = cluster.masters.find((master) => !busy.has(master.addr))
@@ -201,11 +209,7 @@ test('a frozen master that carries only a room of the node: the router reports t
 })
 
 test('a frozen master that carries the receiving node\'s channel: the send is stored, refused as WSC_ERR_STORED_NOT_DELIVERED with its seq, and reaches the user later', async (t) => {
-  const cluster = await startRedisCluster(t, { nodeTimeout: 60_000 })
-  t.after(() => { for (const node of cluster.processes.values()) node.resume() })
-  const prefix = uniquePrefix()
-  const [a, b] = await startNodes(t, 2, { prefix, clusterNodes: cluster.seeds, heartbeatMs: 300 })
-  assert.ok(a && b)
+  const { cluster, prefix, a, b } = await freezableCluster(t)
   const frozen = masterOf(cluster, `${prefix}node:${b.nodeId}`)
   // A user whose keys (counter, inbox, presence) live on another master: the append succeeds, the publish cannot.
   let user = ''
