@@ -29,7 +29,7 @@ export class BenchProcess {
   static async start (file: string, env: Record<string, string> = {}): Promise<BenchProcess> {
     const child = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
       // BENCH_CPU_PROF=dir writes a V8 CPU profile of every bench process there (see docs/performance.md).
-      execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096', ...(process.env.BENCH_TRACE_GC === undefined ? [] : ['--trace-gc']), ...(process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`])],
+      execArgv: ['--import', 'tsx', '--expose-gc', '--max-old-space-size=4096', ...(process.env.BENCH_TRACE_GC === undefined ? [] : ['--trace-gc']), ...(process.env.BENCH_ALLOC_PROF === undefined ? [] : ['--import', fileURLToPath(new URL('./alloc-sampling.ts', import.meta.url))]), ...(process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`])],
       env: { ...process.env, LOG_LEVEL: 'error', ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
