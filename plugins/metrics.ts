@@ -17,7 +17,10 @@ import type { FrameKind, TargetKind, WscObserver } from '../lib/node/observer.js
  * else none; the registry to fill; and what to measure besides the node's own metrics.
  */
 export interface MetricsPluginOptions extends Omit<ConfigSectionInput<'metrics'>, 'enabled'> {
-  /** The registry to register the metrics in (for example the app's own); default a new one, `app.wscMetrics.registry`. */
+  /**
+   * The registry to register the metrics in; default the one the app's fastify-metrics serves (prom-client's
+   * global registry) when the app registered it, else a new one. Either way `app.wscMetrics.registry`.
+   */
   registry?: Registry | undefined
   /** prom-client's process metrics (CPU, memory, event loop, GC) in the registry; default: only with a port of its own. */
   processMetrics?: boolean | undefined
@@ -53,12 +56,15 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
  * route metrics only when asked.
  */
 async function registerMetrics (fastify: FastifyInstance, options: MetricsPluginOptions): Promise<void> {
-  const { registry = new Registry(), processMetrics, routeMetrics = false, ...serverOptions } = options
+  const { registry: given, processMetrics, routeMetrics = false, ...serverOptions } = options
   const settings = resolveSection('metrics', serverOptions, 'wsc-metrics')
+  // The app's fastify-metrics serves its prom-client's global registry at its endpoint: the node's metrics join it there.
+  const shared = given ?? (fastify.hasDecorator('metrics') ? fastify.metrics.client.register : undefined)
+  const registry = shared ?? new Registry()
   const registers = [registry]
   const node = fastify.wsc
 
-  if (processMetrics ?? (settings.port !== undefined && options.registry === undefined)) collectDefaultMetrics({ register: registry })
+  if (processMetrics ?? (settings.port !== undefined && shared === undefined)) collectDefaultMetrics({ register: registry })
   if (routeMetrics) {
     if (fastify.hasDecorator('metrics')) {
       throw new OptionError('routeMetrics', 'the app already registered fastify-metrics, which measures its routes: leave routeMetrics off')
@@ -157,6 +163,12 @@ async function registerMetrics (fastify: FastifyInstance, options: MetricsPlugin
       return port
     }
   })
+  if (shared !== undefined) {
+    // A registry that outlives this app: the next app in the process registers the same names.
+    fastify.addHook('onClose', async () => {
+      for (const metric of registry.getMetricsAsArray()) if (metric.name.startsWith('wsc_')) registry.removeSingleMetric(metric.name)
+    })
+  }
   if (settings.port === undefined) return
 
   const wanted = settings.port

@@ -62,7 +62,10 @@ test('an existing API keeps its routes, its ws route, its metrics and its /healt
   assert.deepEqual(await (await fetch(`${base}/health`)).json(), { app: 'healthy' }, 'the app\'s own /health')
   const appMetrics = await fetch(`${base}/metrics`)
   assert.equal(appMetrics.status, 200)
-  assert.match(await appMetrics.text(), /^http_request_duration_seconds_count\{.*route="\/health"/m, 'the app\'s fastify-metrics keeps measuring its routes')
+  const appMetricsText = await appMetrics.text()
+  assert.match(appMetricsText, /^http_request_duration_seconds_count\{.*route="\/health"/m, 'the app\'s fastify-metrics keeps measuring its routes')
+  assert.match(appMetricsText, /^wsc_connections 0$/m, 'the node\'s metrics join the registry the app\'s fastify-metrics serves')
+  assert.equal(app.wscMetrics.registry, app.metrics.client.register)
   // Ready once the Pub/Sub loop through the app's Redis client is verified; readiness through the app's under-pressure.
   await waitFor(async () => (await fetch(`${base}/ready`)).status === 200, 10_000, '/ready to answer 200')
 
