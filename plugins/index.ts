@@ -29,7 +29,7 @@ export interface WscOptions extends Omit<WscConfigInput, 'redis' | 'mysql' | 'me
   authenticate?: Authenticate | undefined
   /** Whether a connection may join a room. Default: any room. */
   authorizeJoin?: AuthorizeJoin | undefined
-  /** Whether a connection may publish. Default: to rooms it has joined, and to any user. */
+  /** Whether a connection may publish. Default: to rooms it has joined, never to a user. */
   authorizePublish?: AuthorizePublish | undefined
   /** A cross-node router of your own (advanced); default: Redis when configured, else in memory. */
   router?: Router | undefined

@@ -81,7 +81,7 @@ export class RedisNodeRegistry {
       const now = await this.#entry(nodeId)
       if (now === undefined) return
       if (now.heartbeatAt !== first.heartbeatAt) {
-        throw new NodeIdInUseError(`node id ${nodeId} is in use by another live process (${now.ip}:${now.port ?? '?'}, started ${new Date(now.startedAt).toISOString()}): give each process its own id (POD_NAME or NODE_ID; server.node_id)`)
+        throw new NodeIdInUseError(`node id ${nodeId} is in use by another live process (${now.ip}:${now.port ?? '?'}, started ${new Date(now.startedAt).toISOString()}): give each process its own id (POD_NAME, which wins over HOSTNAME; server.node_id)`)
       }
     }
   }
@@ -129,7 +129,7 @@ export class RedisNodeRegistry {
       await this.#options.presence.sync()
     } else if (previous !== null && this.#registered && !previous.includes(`"instance":"${this.#instance}"`) && !this.#collisionLogged) {
       this.#collisionLogged = true
-      this.#options.log.error({ nodeId: node.nodeId }, 'redis router: another process writes this node id too: give each process its own id (POD_NAME or NODE_ID)')
+      this.#options.log.error({ nodeId: node.nodeId }, 'redis router: another process writes this node id too: give each process its own id (POD_NAME, which wins over HOSTNAME; server.node_id)')
     }
     this.#registered = true
   }

@@ -97,7 +97,7 @@ test('standalone Redis: a second process under a live node id refuses to start a
   const client = await connect(t, first, 'ada')
   await assert.rejects(startNodes(t, 1, { prefix, heartbeatMs: 300 }), (err: Error & { code?: string }) => {
     assert.equal(err.code, 'WSC_ERR_NODE_ID_IN_USE')
-    assert.match(err.message, new RegExp(`node id ${first.nodeId} is in use by another live process .*POD_NAME or NODE_ID`))
+    assert.match(err.message, new RegExp(`node id ${first.nodeId} is in use by another live process .*POD_NAME, which wins over HOSTNAME; server\\.node_id`))
     return true
   })
   assert.deepEqual((await first.app.wsc.presence('ada')).map((entry) => entry.connectionId), [client.connectionId], 'the first node\'s presence is intact')
