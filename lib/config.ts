@@ -4,7 +4,6 @@
  */
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
-import { DRAIN_CLOSE_GRACE_MS } from './node/drain.js'
 import { CONFIG_KEYS, type ConfigKey, type ConfigSectionInput, type WscConfig, type WscConfigInput } from './config-keys.js'
 import { ConfigError } from './errors.js'
 import { KIB, MIB, SECOND } from './units.js'
@@ -160,9 +159,9 @@ function resolve (sources: Source[], sections: ReadonlySet<string>, useDeployDef
 
 /** A drain must leave time for the last close handshakes within the shutdown budget. */
 function checkDrain (config: WscConfig): WscConfig {
-  const { drain } = config
-  if (drain.delay + drain.window + DRAIN_CLOSE_GRACE_MS >= drain.timeout) {
-    throw new ConfigError(`config: drain.delay + drain.window (${drain.delay + drain.window} ms) leave no time for the close handshakes within drain.timeout (${drain.timeout} ms): expected at least ${DRAIN_CLOSE_GRACE_MS} ms to spare`)
+  const { drain, websocket: { closeTimeout } } = config
+  if (drain.delay + drain.window + closeTimeout >= drain.timeout) {
+    throw new ConfigError(`config: drain.delay + drain.window (${drain.delay + drain.window} ms) leave no time for the close handshakes within drain.timeout (${drain.timeout} ms): expected at least websocket.close_timeout (${closeTimeout} ms) to spare`)
   }
   return config
 }

@@ -70,8 +70,6 @@ declare module 'fastify' {
 
 /** Seconds a refused client should wait before trying again. */
 export const RETRY_AFTER_SECONDS = 5
-/** How long a shutdown waits for clients to answer the close handshake before dropping them. */
-const CLOSE_HANDSHAKE_GRACE_MS = 2000
 
 interface PendingUpgrade {
   auth: AuthResult
@@ -167,7 +165,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
   // The app's own @fastify/websocket is reused: its server settings stay, ours apply per connection.
   const sharedServer = fastify.hasDecorator('websocketServer')
   if (sharedServer) {
-    fastify.addHook('preClose', async () => node.closeConnections(CloseCode.GOING_AWAY, CLOSE_HANDSHAKE_GRACE_MS))
+    fastify.addHook('preClose', async () => node.closeConnections(CloseCode.GOING_AWAY))
   } else {
     await fastify.register(fastifyWebsocket, {
       options: {
@@ -177,7 +175,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         handleProtocols: (offered) => selectSubprotocol(offered) ?? false
       },
       preClose: function (done) {
-        node.closeConnections(CloseCode.GOING_AWAY, CLOSE_HANDSHAKE_GRACE_MS).then(() => done(), done)
+        node.closeConnections(CloseCode.GOING_AWAY).then(() => done(), done)
       },
       // ws already closed the socket with the right code (1009 for an oversized frame); only log.
       errorHandler: function (error, _socket, request) {

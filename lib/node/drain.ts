@@ -1,7 +1,4 @@
 /** How a drain spreads its closes over the window, and the waits between them. */
-/** How long a drain waits for clients to answer the last close handshake before dropping them. */
-export const DRAIN_CLOSE_GRACE_MS = 2000
-
 /** When one connection is told to reconnect, and how long it is told to wait. */
 export interface DrainStep {
   /** ms after the first close. */

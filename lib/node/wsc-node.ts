@@ -13,7 +13,7 @@ import type { NodeHealth } from '../readiness.js'
 import { makeConnectionId, type Router } from '../router/router.js'
 import { ClientConnection, type ConnectionSettings, type WireSocket } from './client-connection.js'
 import { ClientFrames, type AuthorizeJoin, type AuthorizePublish, type MessageEvent } from './client-frames.js'
-import { DRAIN_CLOSE_GRACE_MS, DrainPause, planDrain } from './drain.js'
+import { DrainPause, planDrain } from './drain.js'
 import { LocalHub } from './hub.js'
 import { IsolatedEvents } from './listeners.js'
 import { ObserverList } from './observer.js'
@@ -176,10 +176,10 @@ export class WscNode {
   }
 
   /**
-   * Stops accepting, closes every connection with `code` and waits up to `graceMs` for the close
+   * Stops accepting, closes every connection with `code` and waits up to `graceMs` (default `websocket.close_timeout`) for the close
    * handshakes; connections still open then are dropped.
    */
-  async closeConnections (code: number, graceMs: number): Promise<void> {
+  async closeConnections (code: number, graceMs: number = this.#config.closeTimeout): Promise<void> {
     this.#closing = true
     this.#pause.interrupt()
     clearInterval(this.#heartbeat)
@@ -215,7 +215,8 @@ export class WscNode {
       const connection = connections[i] as ClientConnection
       if (connection.write(Buffer.from(encodeReconnect(step.afterMs)))) connection.close(CloseCode.RESTART, 'draining: reconnect with since')
     }
-    await this.#untilEmpty(DRAIN_CLOSE_GRACE_MS)
+    // Clients get `websocket.close_timeout` to answer the last close handshakes, as every close does.
+    await this.#untilEmpty(this.#config.closeTimeout)
     await this.#dropRemaining(CloseCode.RESTART)
     this.#closing = true
     clearInterval(this.#heartbeat)

@@ -118,7 +118,7 @@ test('a client that stops answering pings is reaped after two missed heartbeats'
 test('a client that never reads gets 1013 while 50 others receive every one of 2,000 messages', async (t) => {
   // The slow client reads again only after the 2,000 messages: until then the server keeps its connection
   // (a client that has not read its close within close_timeout is dropped, and sees 1006, not 1013).
-  const { app, url } = await build(t, { websocket: { messageBufferSize: 100, maxBufferedBytes: '256KiB', closeTimeout: '60s' } })
+  const { app, url } = await build(t, { websocket: { messageBufferSize: 100, maxBufferedBytes: '256KiB', closeTimeout: '60s' }, drain: { timeout: '90s' } })
   const readers = await Promise.all(Array.from({ length: 50 }, (_, i) => TestClient.connect(url(`token=reader-${i}`))))
   const slow = await TestClient.connect(url('token=slow'))
   for (const client of [...readers, slow]) {

@@ -22,5 +22,10 @@ test('a drain that cannot fit in the shutdown timeout stops start-up, naming the
     message: /drain\.delay \+ drain\.window \(30000 ms\) leave no time for the close handshakes within drain\.timeout \(25000 ms\)/
   })
   assert.doesNotThrow(() => loadConfig({ env: { WSC_DRAIN_WINDOW: '30s', WSC_SHUTDOWN_TIMEOUT: '40s' } }))
+  // The time kept for the last close handshakes is the close timeout every close gives a client.
+  assert.throws(() => loadConfig({ env: { WSC_DRAIN_WINDOW: '30s', WSC_SHUTDOWN_TIMEOUT: '40s', WSC_CLOSE_TIMEOUT: '10s' } }), {
+    code: 'WSC_ERR_CONFIG',
+    message: /expected at least websocket\.close_timeout \(10000 ms\) to spare/
+  })
   assert.throws(() => loadConfig({ env: { METRICS_PORT: '70000' } }), { code: 'WSC_ERR_CONFIG', message: /metrics\.port = "70000" \(from METRICS_PORT\)/ })
 })
