@@ -95,8 +95,9 @@ export class Device {
     this.user = user
   }
 
-  async connect (node: ServerProcess): Promise<TestClient> {
-    const client = new TestClient(node.wsUrl(`token=${encodeURIComponent(this.user)}${this.lastSeq > 0 ? `&since=${this.lastSeq}` : ''}`))
+  /** Connects to a node given as its `/ws` URL builder (`ServerProcess.wsUrl`, `TestNode.url`). */
+  async connect (wsUrl: (query: string) => string): Promise<TestClient> {
+    const client = new TestClient(wsUrl(`token=${encodeURIComponent(this.user)}${this.lastSeq > 0 ? `&since=${this.lastSeq}` : ''}`))
     client.socket.on('message', (data) => {
       const frame = JSON.parse(data.toString()) as { type: string, seq?: number, id?: string }
       if (frame.type !== 'message' || typeof frame.seq !== 'number') return

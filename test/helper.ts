@@ -51,12 +51,17 @@ export async function buildInProcess (t: TestContext, options: WscOptions = {}, 
   const app = await register(t, { metrics: { enabled: false }, ...options }, fastify)
   await app.ready()
   const path = (query: string): string => `/ws${query === '' ? '' : `?${query}`}`
+  /** Each opened client's upgrade: `connect` fails with a refused upgrade's status rather than waiting for a welcome. */
+  const upgrades = new WeakMap<TestClient, Promise<unknown>>()
   const open: InProcessApp['open'] = (query = '', { headers = {} } = {}) => {
     let client: TestClient | undefined
-    upgradeInProcess(app, path(query), headers, (socket, wire) => {
+    const upgraded = upgradeInProcess(app, path(query), headers, (socket, wire) => {
       client = new TestClient(socket)
       client.wire = wire
-    }).catch(() => {})
+    })
+    // A test that opens a refused upgrade on purpose reads the close; `connect` reports the refusal.
+    upgraded.catch(() => {})
+    upgrades.set(client as unknown as TestClient, upgraded)
     return client as unknown as TestClient
   }
   return {
@@ -64,7 +69,8 @@ export async function buildInProcess (t: TestContext, options: WscOptions = {}, 
     open,
     connect: async (query, options) => {
       const client = open(query, options)
-      client.welcome = await client.next('welcome')
+      const [, welcome] = await Promise.all([upgrades.get(client), client.next('welcome')])
+      client.welcome = welcome
       return client
     },
     refusal: async (query = '', headers = {}) => {

@@ -15,6 +15,7 @@ import { promisify } from 'node:util'
 import { Cluster, Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
 import type { RedisRouter } from '../lib/redis/router.js'
+import { clusterSlot } from '../lib/redis/shard-subscriptions.js'
 import type { WscOptions } from '../plugins/index.js'
 import { build, directMessages, waitFor } from './helper.js'
 
@@ -177,6 +178,8 @@ export interface RedisClusterHandle {
   replicas: Map<string, string[]>
   /** The current master of `slot`, as the survivors report it (CLUSTER SLOTS). */
   masterOf (slot: number): Promise<string>
+  /** The master that served the slot of `key` (a key or a sharded channel) when the cluster was created. */
+  initialMasterOf (key: string): string
 }
 
 export interface RedisClusterOptions {
@@ -266,6 +269,10 @@ export async function startRedisCluster (t: TestContext, options: RedisClusterOp
     masters: [...masters].map(([addr, ranges]) => ({ addr, ranges })),
     processes,
     replicas: replicaMap,
+    initialMasterOf: (key) => {
+      const slot = clusterSlot(key)
+      return [...masters].find(([, ranges]) => ranges.some(([start, end]) => slot >= start && slot <= end))?.[0] as string
+    },
     masterOf: async (slot) => {
       for (const port of alive()) {
         try {

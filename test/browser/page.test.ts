@@ -79,6 +79,9 @@ test('two people chat in a room and by direct message; JSON payloads are readabl
   await alice.page.press('#chat-text', 'Enter')
   await waitItem(alice.page, 'chat', 'anyone here?')
   assert.equal(await countItems(alice.page, 'chat', 'not allowed'), 0)
+  // A message to lobby sent after alice's reaches bob after anything alice's could have sent him.
+  await post('/api/send', { to: { room: 'lobby' }, data: { text: 'lobby barrier' } })
+  await waitItem(bob.page, 'chat', 'lobby barrier')
   assert.equal(await countItems(bob.page, 'chat', 'anyone here?'), 0, 'bob is still in lobby')
   await bob.page.locator('#people li[data-user="alice"]').waitFor({ state: 'detached', timeout: 10_000 })
   const [after] = await app.wsc.presence('alice')

@@ -5,8 +5,10 @@ import { gzipSync } from 'node:zlib'
 import { createRequire } from 'node:module'
 
 // The budget the README states for the published browser bundle (dist/client/wsc-client.js).
-const BUDGET_GZIP_BYTES = 6 * 1024
-const BUDGET_RAW_BYTES = 20 * 1024
+const stated = /its budget is \*\*(\d+) KiB gzipped\*\* \((\d+) KiB raw\)/.exec(readFileSync(new URL('../../README.md', import.meta.url), 'utf8'))
+assert.ok(stated !== null, 'the README states the bundle budget')
+const BUDGET_GZIP_BYTES = Number(stated[1]) * 1024
+const BUDGET_RAW_BYTES = Number(stated[2]) * 1024
 
 const path = createRequire(import.meta.url).resolve('fastify-wsc/client')
 const bundle = readFileSync(path, 'utf8')

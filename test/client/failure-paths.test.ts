@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { fullJitterDelay } from 'fastify-wsc/client'
 import type { FastifyInstance } from 'fastify'
 import { freePorts } from '../../scripts/local-cluster.js'
-import { build } from '../helper.js'
+import { unexpectedConsoleErrors } from '../browser/chromium.js'
+import { build, waitFor } from '../helper.js'
 import { chromiumRuntime, details, messages, nodeRuntime, statuses, type Runtime } from './runtimes.js'
 import { scriptedServer, sendFrame, silentPort, tcpProxy, userMessage, welcome } from './peers.js'
 
@@ -27,16 +28,8 @@ const bySubprotocol = {
   }
 }
 
-async function until (what: string, condition: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-}
-
 async function waitForPresence (app: FastifyInstance, user: string): Promise<void> {
-  await until(`${user} present`, async () => (await app.wsc.presence(user)).length > 0)
+  await waitFor(async () => (await app.wsc.presence(user)).length > 0 || undefined, 5000, `${user} present`)
 }
 
 test('full jitter: each delay is uniform in [0, min(max, base * 2^attempt))', () => {
@@ -311,7 +304,6 @@ for (const runtime of runtimes) {
 }
 
 test('chromium: the only console errors are the failed connects the scenarios caused', () => {
-  const unexpected = chromium.consoleErrors.filter((text) => !/^WebSocket connection to 'ws:\/\/[^']+' failed/.test(text))
-  assert.deepEqual(unexpected, [])
+  assert.deepEqual(unexpectedConsoleErrors(chromium.consoleErrors), [])
   assert.ok(chromium.consoleErrors.length > 0, 'the refused connects were logged by the browser')
 })

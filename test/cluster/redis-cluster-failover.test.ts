@@ -6,50 +6,12 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { Redis } from 'ioredis'
 import { clusterSlot } from '../../lib/redis/shard-subscriptions.js'
 import { testDatabase } from '../backends.js'
-import { TestClient, waitFor } from '../helper.js'
-import { startNodes, startRedisCluster, uniquePrefix, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
+import { Device } from '../example-node.js'
+import { waitFor } from '../helper.js'
+import { redisClient, startNodes, startRedisCluster, uniquePrefix, type RedisClusterHandle, type TestNode } from '../redis-harness.js'
 import { connect } from './redis-scenarios.js'
-
-function admin (t: TestContext, addr: string): Redis {
-  const [host, port] = addr.split(':')
-  const client = new Redis({ host, port: Number(port), maxRetriesPerRequest: 0 })
-  client.on('error', () => {})
-  t.after(() => { client.disconnect() })
-  return client
-}
-
-const masterOf = (cluster: RedisClusterHandle, name: string): string => {
-  const slot = clusterSlot(name)
-  return cluster.masters.find((master) => master.ranges.some(([start, end]) => slot >= start && slot <= end))?.addr as string
-}
-
-/** One device of a user that follows the protocol: it keeps the highest seq it got and resumes with `since`. */
-class Device {
-  readonly user: string
-  readonly seqs = new Set<number>()
-  lastSeq = 0
-  client: TestClient | undefined
-
-  constructor (user: string) {
-    this.user = user
-  }
-
-  async connect (t: TestContext, node: TestNode): Promise<void> {
-    const client = new TestClient(node.url(`token=${this.user}${this.lastSeq > 0 ? `&since=${this.lastSeq}` : ''}`))
-    t.after(() => client.close())
-    client.socket.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as { type: string, seq?: number }
-      if (frame.type !== 'message' || typeof frame.seq !== 'number') return
-      this.seqs.add(frame.seq)
-      this.lastSeq = Math.max(this.lastSeq, frame.seq)
-    })
-    client.welcome = await client.next('welcome')
-    this.client = client
-  }
-}
 
 test('a master killed during user traffic between two nodes: its replica takes over, delivery resumes, no accepted message is lost', async (t) => {
   const cluster = await startRedisCluster(t, { replicas: 1, nodeTimeout: 1000 })
@@ -59,17 +21,18 @@ test('a master killed during user traffic between two nodes: its replica takes o
   assert.ok(a && b)
   // The master to kill carries B's node channel: every message to B's users is published there, so
   // sends wait (ioredis retries through the failover) and B must re-subscribe on the promoted replica.
-  const victim = masterOf(cluster, `${prefix}node:${b.nodeId}`)
+  const victim = cluster.initialMasterOf(`${prefix}node:${b.nodeId}`)
   // Three users per master (their presence, seq and inbox keys live there), each with a device on B.
   const users: string[] = []
   for (const master of cluster.masters) {
-    for (let i = 0; users.filter((user) => masterOf(cluster, `${prefix}presence:{${user}}`) === master.addr).length < 3; i++) {
+    for (let i = 0; users.filter((user) => cluster.initialMasterOf(`${prefix}presence:{${user}}`) === master.addr).length < 3; i++) {
       const user = `u-${master.addr.split(':')[1]}-${i}`
-      if (masterOf(cluster, `${prefix}presence:{${user}}`) === master.addr) users.push(user)
+      if (cluster.initialMasterOf(`${prefix}presence:{${user}}`) === master.addr) users.push(user)
     }
   }
   const devices = users.map((user) => new Device(user))
-  for (const device of devices) await device.connect(t, b)
+  for (const device of devices) t.after(async () => device.client?.close())
+  for (const device of devices) await device.connect(b.url)
 
   const accepted = new Map<string, number[]>(users.map((user) => [user, []]))
   const refused = new Map<string, number>()
@@ -93,7 +56,7 @@ test('a master killed during user traffic between two nodes: its replica takes o
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
   }))
-  const receivedLive = (): number => devices.reduce((sum, device) => sum + device.seqs.size, 0)
+  const receivedLive = (): number => devices.reduce((sum, device) => sum + device.seqs().size, 0)
   await waitFor(() => receivedLive() >= 50, 10_000, 'traffic to flow before the kill')
 
   const victimSlot = clusterSlot(`${prefix}node:${b.nodeId}`)
@@ -112,7 +75,7 @@ test('a master killed during user traffic between two nodes: its replica takes o
   const resumeFrom = new Map(users.map((user) => [user, accepted.get(user)?.length ?? 0]))
   await waitFor(() => devices.every((device) => {
     const later = accepted.get(device.user)?.slice(resumeFrom.get(device.user)) ?? []
-    return later.length >= 2 && later.every((seq) => device.seqs.has(seq))
+    return later.length >= 2 && later.every((seq) => device.seqs().has(seq))
   }), 20_000, 'live delivery to resume for every user')
   const resumedMs = performance.now() - killedAt
   await waitFor(() => a.app.wsc.routerStatus().up && b.app.wsc.routerStatus().up, 10_000, 'both routers to report up (a probe round on every shard)')
@@ -123,11 +86,11 @@ test('a master killed during user traffic between two nodes: its replica takes o
   // The clients resume with `since`: every accepted message is delivered, none lost.
   for (const device of devices) {
     await device.client?.close()
-    await device.connect(t, a)
+    await device.connect(a.url)
     const last = accepted.get(device.user)?.at(-1) ?? 0
     await waitFor(() => device.lastSeq >= last, 10_000, `${device.user} to catch up to seq ${last}`)
   }
-  const lost = devices.flatMap((device) => (accepted.get(device.user) ?? []).filter((seq) => !device.seqs.has(seq)).map((seq) => `${device.user}#${seq}`))
+  const lost = devices.flatMap((device) => (accepted.get(device.user) ?? []).filter((seq) => !device.seqs().has(seq)).map((seq) => `${device.user}#${seq}`))
   const total = [...accepted.values()].reduce((sum, seqs) => sum + seqs.length, 0)
   t.diagnostic(`killed master ${victim}: replica ${promoted} serves its slots after ${Math.round(failoverMs)} ms; live delivery to every user resumed after ${Math.round(resumedMs)} ms`)
   t.diagnostic(`sends: ${total} accepted, ${[...refused.values()].reduce((sum, n) => sum + n, 0)} refused (${[...refused].map(([code, n]) => `${code}: ${n}`).join(', ')}); ${acceptedDuringFailover} accepted between the kill and the promotion; slowest accepted send ${Math.round(slowestSendMs)} ms; ${live} accepted messages arrived live before the clients resumed; lost: ${lost.length}`)
@@ -147,22 +110,22 @@ test('a room\'s slot moves to another master: its members get room traffic again
 
   const channel = `${prefix}room:moving`
   const slot = clusterSlot(channel)
-  const from = masterOf(cluster, channel)
+  const from = cluster.initialMasterOf(channel)
   const to = cluster.masters.find((master) => master.addr !== from)?.addr as string
   const ids = new Map<string, string>()
-  for (const master of cluster.masters) ids.set(master.addr, await admin(t, master.addr).cluster('MYID') as string)
-  await admin(t, to).cluster('SETSLOT', slot, 'IMPORTING', ids.get(from) as string)
-  await admin(t, from).cluster('SETSLOT', slot, 'MIGRATING', ids.get(to) as string)
+  for (const master of cluster.masters) ids.set(master.addr, await redisClient(t, master.addr).cluster('MYID') as string)
+  await redisClient(t, to).cluster('SETSLOT', slot, 'IMPORTING', ids.get(from) as string)
+  await redisClient(t, from).cluster('SETSLOT', slot, 'MIGRATING', ids.get(to) as string)
   for (const master of [to, from, ...cluster.masters.map((m) => m.addr).filter((addr) => addr !== to && addr !== from)]) {
-    await admin(t, master).cluster('SETSLOT', slot, 'NODE', ids.get(to) as string)
+    await redisClient(t, master).cluster('SETSLOT', slot, 'NODE', ids.get(to) as string)
   }
   const moved = performance.now()
   await waitFor(async () => {
-    const [, count] = await admin(t, to).pubsub('SHARDNUMSUB', channel) as [string, number]
+    const [, count] = await redisClient(t, to).pubsub('SHARDNUMSUB', channel) as [string, number]
     return Number(count) === 1
   }, 10_000, 'node B to subscribe the room on its new master')
   t.diagnostic(`room channel subscribed on its new master ${Math.round(performance.now() - moved)} ms after the slot moved`)
-  const [, left] = await admin(t, from).pubsub('SHARDNUMSUB', channel) as [string, number]
+  const [, left] = await redisClient(t, from).pubsub('SHARDNUMSUB', channel) as [string, number]
   assert.equal(Number(left), 0, 'no subscription stays on the old master')
   await a.app.wsc.sendToRoom('moving', 'after')
   assert.equal((await member.next('message')).data, 'after')
@@ -186,11 +149,11 @@ async function freezableCluster (t: TestContext): Promise<{ cluster: RedisCluste
 test('a frozen master that carries only a room of the node: the router reports that shard down, and up again once it answers', async (t) => {
   const { cluster, prefix, a, b } = await freezableCluster(t)
   // B's own channel and the broadcast channel live on at most two of the three masters.
-  const busy = new Set([masterOf(cluster, `${prefix}node:${b.nodeId}`), masterOf(cluster, `${prefix}broadcast`)])
+  const busy = new Set([cluster.initialMasterOf(`${prefix}node:${b.nodeId}`), cluster.initialMasterOf(`${prefix}broadcast`)])
   const quiet = cluster.masters.find((master) => !busy.has(master.addr))
   assert.ok(quiet !== undefined)
   let room = ''
-  for (let i = 0; room === ''; i++) if (masterOf(cluster, `${prefix}room:r${i}`) === quiet.addr) room = `r${i}`
+  for (let i = 0; room === ''; i++) if (cluster.initialMasterOf(`${prefix}room:r${i}`) === quiet.addr) room = `r${i}`
   const member = await connect(t, b, 'ria')
   member.send({ type: 'join', room })
   await member.next('joined')
@@ -210,10 +173,10 @@ test('a frozen master that carries only a room of the node: the router reports t
 
 test('a frozen master that carries the receiving node\'s channel: the send is stored, refused as WSC_ERR_STORED_NOT_DELIVERED with its seq, and reaches the user later', async (t) => {
   const { cluster, prefix, a, b } = await freezableCluster(t)
-  const frozen = masterOf(cluster, `${prefix}node:${b.nodeId}`)
+  const frozen = cluster.initialMasterOf(`${prefix}node:${b.nodeId}`)
   // A user whose keys (counter, inbox, presence) live on another master: the append succeeds, the publish cannot.
   let user = ''
-  for (let i = 0; user === ''; i++) if (masterOf(cluster, `${prefix}presence:{v${i}}`) !== frozen) user = `v${i}`
+  for (let i = 0; user === ''; i++) if (cluster.initialMasterOf(`${prefix}presence:{v${i}}`) !== frozen) user = `v${i}`
   const device = await connect(t, b, user)
   const first = await a.app.wsc.sendToUser(user, 'before')
   assert.equal((await device.next('message')).seq, first.seq)

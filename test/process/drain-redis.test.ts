@@ -19,7 +19,7 @@ async function drainWithRedis (t: TestContext, withMySql: boolean): Promise<void
   assert.ok(a && b)
 
   const device = new Device(TARGET)
-  const first = await device.connect(a)
+  const first = await device.connect(a.wsUrl)
   t.after(() => device.client?.close())
   const others = await Promise.all(USERS.slice(1).map((user) => TestClient.connect(a.wsUrl(`token=${user}`))))
   t.after(() => Promise.all(others.map((client) => client.close())))
@@ -44,7 +44,7 @@ async function drainWithRedis (t: TestContext, withMySql: boolean): Promise<void
   // The device moves to B when node A tells it to, with since=<highest seq received>.
   const moved = first.next('reconnect', 10_000).then(async () => {
     assert.equal((await first.closed).code, 1012)
-    return device.connect(b)
+    return device.connect(b.wsUrl)
   })
   const signalAt = performance.now()
   a.child.kill('SIGTERM')

@@ -23,7 +23,7 @@ async function killDuringStream (t: TestContext, withMySql: boolean): Promise<vo
   assert.ok(a && b && c)
 
   const device = new Device(USER)
-  const first = await device.connect(a)
+  const first = await device.connect(a.wsUrl)
   assert.equal(first.welcome?.nodeId, 'node-a')
   t.after(() => device.client?.close())
 
@@ -34,7 +34,7 @@ async function killDuringStream (t: TestContext, withMySql: boolean): Promise<vo
     a.child.kill('SIGKILL')
     assert.deepEqual(await within(a.exited, 5000, 'node A to die'), { code: null, signal: 'SIGKILL' })
     const dropped = await within(first.closed, 5000, 'the device to see its connection drop')
-    const resumed = await device.connect(b)
+    const resumed = await device.connect(b.wsUrl)
     assert.equal(resumed.welcome?.nodeId, 'node-b')
     t.diagnostic(`SIGKILL after ${outcomes.length} resolved sends; the device saw close ${dropped.code} and resumed on node-b with since=${new URL(resumed.socket.url).searchParams.get('since')}`)
   }
