@@ -6,7 +6,7 @@
 
 /**
  * Local functions every script that adds to a stream shares. A user's keys start at KEYS[k]: seq,
- * inbox, ids, bytes, acked.
+ * inbox, ids, bytes (the acked marker is not among them: it expires `ttl` after the user's last ack).
  *
  * `append` numbers one message and adds it; returns seq, the seq before it in the stream, and whether
  * it was a duplicate (an idempotent id the ids hold: nothing is added, its seq comes back). A missing
@@ -79,7 +79,7 @@ end
 `
 
 /**
- * KEYS seq, inbox, ids, bytes, acked; ARGV maxlen, maxbytes, ttl, id, from ('' = null), ts, data,
+ * KEYS seq, inbox, ids, bytes; ARGV maxlen, maxbytes, ttl, id, from ('' = null), ts, data,
  * idempotent ('1' or '') → { the new seq, the seq before it in the stream } (the first message of a new
  * stream follows none: 0), numbered and appended atomically. An idempotent message whose id the user's
  * ids hold is not appended again: its seq comes back.
@@ -91,7 +91,7 @@ return { string.format('%.0f', seq), string.format('%.0f', prev) }
 
 /**
  * Numbers, stores and routes a batch of user messages in one call (standalone and Sentinel: a script
- * cannot publish to another Cluster slot's channel). Per message, KEYS seq, inbox, ids, bytes, acked,
+ * cannot publish to another Cluster slot's channel). Per message, KEYS seq, inbox, ids, bytes,
  * presence of its user; ARGV maxlen, maxbytes, ttl, own node id, node channel prefix, batch channel
  * prefix, origin as JSON, then per message id, from ('' = null), ts, data, idempotent ('1' or ''), the
  * frame before its seq, the frame between seq and data, the frame after data, target as JSON,
@@ -110,11 +110,11 @@ return { string.format('%.0f', seq), string.format('%.0f', prev) }
 export const SEND_TO_USERS = INBOX_FUNCTIONS + `
 local maxlen, maxbytes, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local self, nodePrefix, batchPrefix, origin = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local n = #KEYS / 6
+local n = #KEYS / 5
 local out = {}
 local bodies, frames, byNode, nodes = {}, {}, {}, {}
 for i = 1, n do
-  local k = (i - 1) * 6 + 1
+  local k = (i - 1) * 5 + 1
   local a = 8 + (i - 1) * 10
   local ok, seq, prev, duplicate = pcall(append, k, maxlen, maxbytes, ttl, ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4] == '1')
   if not ok then
@@ -128,7 +128,7 @@ for i = 1, n do
     out[#out + 1] = duplicate and 'd' or ''
     if not duplicate then
       local seen = {}
-      for _, node in ipairs(redis.call('HVALS', KEYS[k + 5])) do
+      for _, node in ipairs(redis.call('HVALS', KEYS[k + 4])) do
         if node ~= self and not seen[node] then
           seen[node] = true
           if bodies[i] == nil then
@@ -172,7 +172,7 @@ return out
 `
 
 /**
- * KEYS seq, inbox, ids, bytes, acked; ARGV maxlen, maxbytes, ttl, then (seq, id, from, ts, data) per
+ * KEYS seq, inbox, ids, bytes; ARGV maxlen, maxbytes, ttl, then (seq, id, from, ts, data) per
  * message, ascending and contiguous. Caches messages MySQL committed. The stream always holds a
  * contiguous run of seqs ending at the seq key: a run that does not follow on restarts the stream; a
  * run already behind is left to MySQL.
@@ -218,7 +218,7 @@ if not latest then return { '' } end
 return { latest, redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2]) }
 `
 
-/** KEYS acked, seq; ARGV seq, ttl: raises the acked seq, never past the latest seq nor backwards; expires with the user's other keys. */
+/** KEYS acked, seq; ARGV seq, ttl: raises the acked seq, never past the latest seq nor backwards; expires `ttl` after the last ack. */
 export const INBOX_ACK = `
 local latest = tonumber(redis.call('GET', KEYS[2]) or '0')
 local acked = tonumber(redis.call('GET', KEYS[1]) or '0')

@@ -74,8 +74,9 @@ export class RedisInbox {
   }
 
   /** Every key of one user that a stream write touches, in the scripts' order. */
-  #streamKeys (userId: string): string[] {
-    return [this.keys.seq(userId), this.keys.inbox(userId), this.keys.ids(userId), this.keys.inboxBytes(userId), this.keys.acked(userId)]
+  /** The keys a script that adds to the user's stream takes, in the order `inbox-scripts.ts` reads them. */
+  streamKeys (userId: string): string[] {
+    return [this.keys.seq(userId), this.keys.inbox(userId), this.keys.ids(userId), this.keys.inboxBytes(userId)]
   }
 
   /** Runs a script on the user's seq and inbox keys, on the user's connection. */
@@ -90,7 +91,7 @@ export class RedisInbox {
   async append (userId: string, message: Omit<Message, 'seq'>, options: AppendOptions = {}): Promise<StoredMessage> {
     try {
       const args = [...this.bounds, message.id, message.from ?? '', message.ts, message.dataJson, options.idempotent === true ? '1' : '']
-      const [seq, prev] = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', this.#streamKeys(userId), args)) as [string, string]
+      const [seq, prev] = await this.pool.forUser(userId, (client) => runScript(client, 'wscInboxAppend', this.streamKeys(userId), args)) as [string, string]
       const stored: StoredMessage = { ...message, seq: Number(seq) }
       if (Number(prev) !== stored.seq - 1) stored.prevSeq = Number(prev)
       return stored
@@ -111,7 +112,7 @@ export class RedisInbox {
       await Promise.all([...byUser].map(([userId, messages]) => {
         messages.sort((a, b) => a.seq - b.seq)
         const args = [...this.bounds, ...messages.flatMap((m) => [m.seq, m.id, m.from ?? '', m.ts, m.dataJson])]
-        return this.pool.forUser(userId, (client) => runScript(client, 'wscInboxCache', this.#streamKeys(userId), args))
+        return this.pool.forUser(userId, (client) => runScript(client, 'wscInboxCache', this.streamKeys(userId), args))
       }))
     } catch (err) {
       throw unavailable(err)

@@ -233,8 +233,6 @@ export class RedisRouter implements Router {
     if (this.mode === 'cluster' || !(store instanceof RedisMessageStore)) return undefined
     if (store.inbox.pool !== this.#commands || store.inbox.keys.prefix !== this.keys.prefix) return undefined
     const sends = new RedisUserSends({
-      pool: this.#commands,
-      keys: this.keys,
       inbox: store.inbox,
       nodeId: () => this.#nodeId,
       hostsUser: (userId) => this.#presence.hostsUser(userId),

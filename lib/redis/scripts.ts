@@ -60,9 +60,9 @@ const SCRIPTS = {
   wscClaimDeadNode: { numberOfKeys: 1, lua: CLAIM_DEAD_NODE },
   wscReleaseDeadNode: { numberOfKeys: 1, lua: RELEASE_DEAD_NODE },
   wscRouteToUser: { numberOfKeys: 1, lua: ROUTE_TO_USER },
-  wscInboxAppend: { numberOfKeys: 5, lua: INBOX_APPEND },
+  wscInboxAppend: { numberOfKeys: 4, lua: INBOX_APPEND },
   wscSendToUsers: { numberOfKeys: undefined, lua: SEND_TO_USERS },
-  wscInboxCache: { numberOfKeys: 5, lua: INBOX_CACHE },
+  wscInboxCache: { numberOfKeys: 4, lua: INBOX_CACHE },
   wscInboxHead: { numberOfKeys: 2, lua: INBOX_HEAD },
   wscInboxWindow: { numberOfKeys: 2, lua: INBOX_WINDOW },
   wscInboxAck: { numberOfKeys: 2, lua: INBOX_ACK }

@@ -8,9 +8,8 @@ import { asUnavailable } from '../errors.js'
 import { encodeMessage, messageFrameParts, type Message } from '../protocol.js'
 import type { RoutedEvent } from '../router/router.js'
 import type { StoredMessage } from '../store/message-store.js'
-import { poolIndex, type RedisCommandPool } from './command-pool.js'
+import { poolIndex } from './command-pool.js'
 import type { RedisInbox } from './inbox.js'
-import type { RedisKeys } from './keys.js'
 import { runScript } from './scripts.js'
 
 /** At most this many messages in one script call: a turn with more makes several, in order. */
@@ -31,9 +30,7 @@ interface PendingSend {
 }
 
 export interface RedisUserSendsOptions {
-  pool: RedisCommandPool
-  keys: RedisKeys
-  /** The store's inbox: its bounds, on the same connections. */
+  /** The store's inbox: its keys, bounds and command connections, which the router shares. */
   inbox: RedisInbox
   /** This node's id (known once the router started). */
   nodeId: () => string
@@ -57,7 +54,7 @@ export class RedisUserSends {
   /** Numbers, stores and routes a message to every device of the user; resolves with it as stored. */
   send (userId: string, message: Omit<Message, 'seq'>, options: { idempotent: boolean, publishedAt: number }): Promise<StoredMessage> {
     return new Promise((resolve, reject) => {
-      const index = poolIndex(userId, this.#options.pool.size)
+      const index = poolIndex(userId, this.#options.inbox.pool.size)
       const send: PendingSend = { userId, message, idempotent: options.idempotent, publishedAt: options.publishedAt, resolve, reject }
       const queue = this.#waiting.get(index)
       if (queue === undefined) this.#waiting.set(index, [send])
@@ -90,15 +87,16 @@ export class RedisUserSends {
 
   /** One script call for a batch, on its connection (calls on one connection run in the order issued). */
   #run (index: number, batch: PendingSend[]): void {
-    const { keys, inbox } = this.#options
+    const { inbox } = this.#options
+    const keys = inbox.keys
     const keyList: string[] = []
     const args: Array<string | number> = [...inbox.bounds, this.#options.nodeId(), keys.nodeChannel(''), keys.batchChannel(''), JSON.stringify(this.#options.nodeId())]
     for (const { userId, message, idempotent, publishedAt } of batch) {
-      keyList.push(keys.seq(userId), keys.inbox(userId), keys.ids(userId), keys.inboxBytes(userId), keys.acked(userId), keys.presence(userId))
+      keyList.push(...inbox.streamKeys(userId), keys.presence(userId))
       const [head, middle, tail] = messageFrameParts(message)
       args.push(message.id, message.from ?? '', message.ts, message.dataJson, idempotent ? '1' : '', `${head},"seq":`, middle, tail, JSON.stringify(message.to), publishedAt)
     }
-    this.#options.pool.onConnection(index, (client) => runScript(client, 'wscSendToUsers', keyList, args)).then(
+    inbox.pool.onConnection(index, (client) => runScript(client, 'wscSendToUsers', keyList, args)).then(
       (reply) => this.#settle(batch, reply as string[]),
       (err: unknown) => {
         const failure = asUnavailable('Redis', err)
