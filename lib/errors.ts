@@ -43,7 +43,7 @@ export class StoredNotDeliveredError extends StoredNotDelivered {
   readonly id: string
   readonly seq: number
   constructor (id: string, seq: number, cause: unknown) {
-    super(seq, cause instanceof Error ? cause.message : String(cause), { cause })
+    super(seq, errorMessage(cause), { cause })
     this.id = id
     this.seq = seq
   }
@@ -58,5 +58,10 @@ export const ClosedError = createError('WSC_ERR_CLOSED', 'closed: %s', 503)
 /** `err` as a `WSC_ERR_UNAVAILABLE` that names the dependency (`Redis: …`), with `err` as its cause; one already coded passes through. */
 export function asUnavailable (dependency: string, err: unknown): Error {
   if (err instanceof UnavailableError) return err
-  return new UnavailableError(`${dependency}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  return new UnavailableError(`${dependency}: ${errorMessage(err)}`, { cause: err })
+}
+
+/** What an error says: its message, or the thrown value itself as text. */
+export function errorMessage (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
 }

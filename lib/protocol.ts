@@ -94,6 +94,16 @@ function bad (message: string, id?: FrameId): ParseResult {
     : { ok: false, code: ErrorCode.BAD_REQUEST, message, id }
 }
 
+/** What a name (user id, room, connection id) in `field` must be. */
+function nameRule (field: string): string {
+  return `${field} must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters`
+}
+
+/** Why `value` cannot be the name `field` holds; undefined when it can. */
+export function nameProblem (field: string, value: unknown): string | undefined {
+  return isValidName(value) ? undefined : nameRule(field)
+}
+
 /** Checks a publish/send target; returns a reason when it is not one. */
 export function describeBadTarget (to: unknown, allowed: ReadonlyArray<keyof Target | string>): string | undefined {
   if (to === null || typeof to !== 'object' || Array.isArray(to)) return 'to must be an object'
@@ -102,7 +112,7 @@ export function describeBadTarget (to: unknown, allowed: ReadonlyArray<keyof Tar
   const key = keys[0] as string
   const value = (to as Record<string, unknown>)[key]
   if (key === 'broadcast') return value === true ? undefined : 'to.broadcast must be true'
-  return isValidName(value) ? undefined : `to.${key} must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters`
+  return nameProblem(`to.${key}`, value)
 }
 
 /**
@@ -128,7 +138,7 @@ export function parseClientFrame (text: string): ParseResult {
       return { ok: true, frame: withId({ type: 'ping' as const }) }
     case 'join':
     case 'leave':
-      if (!isValidName(frame.room)) return bad(`room must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters`, id)
+      if (!isValidName(frame.room)) return bad(nameRule('room'), id)
       return { ok: true, frame: withId({ type: frame.type, room: frame.room }) }
     case 'publish': {
       const reason = describeBadTarget(frame.to, ['user', 'room'])

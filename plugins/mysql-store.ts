@@ -9,7 +9,7 @@ import fp from 'fastify-plugin'
 import type { Pool as CallbackPool } from 'mysql2'
 import type { Pool, PoolOptions } from 'mysql2/promise'
 import { resolveSection, type ConfigSectionInput, type WscConfig } from '../lib/config.js'
-import { OptionError, UnavailableError } from '../lib/errors.js'
+import { errorMessage, OptionError, UnavailableError } from '../lib/errors.js'
 import type { MessageStore } from '../lib/store/message-store.js'
 import { MySqlMessageStore } from '../lib/store/mysql/mysql-message-store.js'
 import type { MigrationResult } from '../lib/store/mysql/schema.js'
@@ -68,7 +68,7 @@ function mysqlEndpoint (mysql: WscConfig['mysql']): string {
 function unreachable (mysql: WscConfig['mysql'], err: unknown): unknown {
   const code = (err as { code?: unknown } | undefined)?.code
   if (typeof code !== 'string' || /^(WSC|FST)_ERR_/.test(code)) return err
-  return new UnavailableError(`MySQL ${mysqlEndpoint(mysql)}: ${err instanceof Error ? err.message : String(err)} (${code})`, { cause: err })
+  return new UnavailableError(`MySQL ${mysqlEndpoint(mysql)}: ${errorMessage(err)} (${code})`, { cause: err })
 }
 
 /** The promise API over whatever pool the app has: @fastify/mysql's decorator and mysql2's promise pool both hold the core pool. */

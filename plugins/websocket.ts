@@ -200,12 +200,8 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
   }
   function onMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
     const connection = connectionOf(this)
-    if (isBinary) {
-      if (connection.isOpen) connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
-      else connection.stopReading()
-      return
-    }
-    node.frames.handle(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
+    if (isBinary) node.frames.refuseBinary(connection)
+    else node.frames.handle(connection, data.toString()).catch((err: unknown) => log.error({ err }, 'frame handling failed'))
   }
   function onPong (this: WebSocket): void {
     connectionOf(this).alive()

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
-import wsc, { bearer, loadConfig, type MessageStore, type NodeIdentityState, type NodeInfo, type PresenceEntry, type Router, type SendResult, type ConnectEvent, type MessageEvent, type NodeHealth, type RouterStatus, type StoreStatus, type WscConfig, type WscMetrics } from 'fastify-wsc'
+import wsc, { bearer, loadConfig, type MessageStore, type NodeIdentityState, type NodeInfo, type PresenceEntry, type Router, type SendResult, type ConnectEvent, type MessageEvent, type NodeHealth, type RouterStatus, type StoreStatus, type StreamHead, type AppendOptions, type StoredMessage, type WscConfig, type WscMetrics } from 'fastify-wsc'
 import health from 'fastify-wsc/health'
 import metrics from 'fastify-wsc/metrics'
 import mysqlStore from 'fastify-wsc/mysql-store'
@@ -84,4 +84,12 @@ test('the decorators the plugins declare', () => {
   expect(app.wscRouter).type.toBe<Router>()
   expect(app.wscStore).type.toBe<MessageStore>()
   expect(app.wscRedis.prefix).type.toBe<string>()
+})
+
+test('a message store of the app\'s own can be written with the exported types', () => {
+  const head = async (_userId: string): Promise<StreamHead> => ({ epoch: 'e', latestSeq: 0, oldestSeq: 0 })
+  const append = async (_userId: string, message: Omit<StoredMessage, 'seq'>, _options?: AppendOptions): Promise<StoredMessage> => ({ ...message, seq: 1 })
+  const store = { durability: 'memory' as const, head, append, since: async () => [], ackedSeq: async () => 0, ack: async () => {}, close: async () => {} }
+  expect(store).type.toBeAssignableTo<MessageStore>()
+  expect(app.register(wsc, { messageStore: store })).type.not.toRaiseError()
 })

@@ -67,6 +67,13 @@ export class ClientFrames {
   readonly #authorizeJoin: AuthorizeJoin
   readonly #authorizePublish: AuthorizePublish
 
+  /** Refuses a binary frame (the protocol is text only) with 1003; counted as an invalid frame. */
+  refuseBinary (connection: ClientConnection): void {
+    if (!accepting(connection)) return
+    this.#options.observer.frameIn('invalid')
+    connection.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
+  }
+
   constructor (options: ClientFramesOptions) {
     this.#options = options
     this.#config = options.websocket
@@ -76,11 +83,7 @@ export class ClientFrames {
 
   /** Handles one text frame from a client. Never throws; refusals become `error` frames. */
   async handle (connection: ClientConnection, text: string): Promise<void> {
-    if (!connection.isOpen) {
-      // Read before the socket stopped: nothing more is read.
-      connection.stopReading()
-      return
-    }
+    if (!accepting(connection)) return
     connection.alive()
     const parsed = parseClientFrame(text)
     const id = parsed.ok ? parsed.frame.id : parsed.id
@@ -191,4 +194,12 @@ function reply (connection: ClientConnection, frame: string): void {
 
 function refuse (connection: ClientConnection, code: ErrorCode, message: string, id: FrameId | undefined): void {
   reply(connection, encodeError(code, message, id))
+}
+
+/** Whether a frame from the connection is handled: not once the server is closing it, when nothing more is read. */
+function accepting (connection: ClientConnection): boolean {
+  if (connection.isOpen) return true
+  // Read before the socket stopped.
+  connection.stopReading()
+  return false
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { ClosedError, PayloadError, StoredNotDeliveredError, TargetError } from '../errors.js'
 import type { MessageStore } from '../store/message-store.js'
-import { CloseCode, describeBadTarget, encodeMessage, isValidName, MAX_NAME_LENGTH, serializeData, type Target } from '../protocol.js'
+import { CloseCode, describeBadTarget, encodeMessage, nameProblem, serializeData, type Target } from '../protocol.js'
 import type { Router, StoreAndRoute } from '../router/router.js'
 import { targetKind, type TargetKind, type WscObserver } from './observer.js'
 
@@ -100,25 +100,25 @@ export class Sender {
 
   /** Closes every connection of the user, on any node, with 1008. */
   async kick (userId: string, reason = 'kicked'): Promise<void> {
-    if (!isValidName(userId)) throw new TargetError(`userId must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters`)
+    requireNames({ userId })
     await this.#options.router.toUser(userId, { kind: 'kick', userId, code: CloseCode.POLICY, reason })
   }
 
   /** Closes one connection, on any node, with 1000. */
   async disconnect (connectionId: string, reason = 'disconnected by the server'): Promise<void> {
-    if (!isValidName(connectionId)) throw new TargetError(`connectionId must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters`)
+    requireNames({ connectionId })
     await this.#options.router.toConnection(connectionId, { kind: 'disconnect', connectionId, code: CloseCode.NORMAL, reason })
   }
 
   /** Puts every current connection of the user, on any node, in the room. */
   async joinRoom (userId: string, room: string): Promise<void> {
-    if (!isValidName(userId) || !isValidName(room)) throw new TargetError(`userId and room must be well-formed strings of 1 to ${MAX_NAME_LENGTH} characters`)
+    requireNames({ userId, room })
     await this.#options.router.toUser(userId, { kind: 'join', userId, room })
   }
 
   /** Takes every current connection of the user, on any node, out of the room. */
   async leaveRoom (userId: string, room: string): Promise<void> {
-    if (!isValidName(userId) || !isValidName(room)) throw new TargetError(`userId and room must be well-formed strings of 1 to ${MAX_NAME_LENGTH} characters`)
+    requireNames({ userId, room })
     await this.#options.router.toUser(userId, { kind: 'leave', userId, room })
   }
 
@@ -136,7 +136,7 @@ export class Sender {
     if (state === 'starting') throw new ClosedError('the node is starting; retry shortly (it starts once the app is ready, or listens when its id is <ip>-<port>)')
     const reason = describeBadTarget(to, ['user', 'room', 'connection', 'broadcast'])
     if (reason !== undefined) throw new TargetError(reason)
-    if (from !== undefined && from !== null && !isValidName(from)) throw new TargetError(`from must be a well-formed string of 1 to ${MAX_NAME_LENGTH} characters, or null`)
+    if (from !== undefined && from !== null) requireNames({ from })
     const serialized = serializeData(data, this.#options.maxPayload)
     if (!serialized.ok) {
       this.#options.observer.dropped('payload')
@@ -155,5 +155,13 @@ export class Sender {
       this.#inflight.delete(send)
       throw err
     })
+  }
+}
+
+/** Throws `WSC_ERR_TARGET` naming the first of `names` that cannot be a name. */
+function requireNames (names: Record<string, unknown>): void {
+  for (const [field, value] of Object.entries(names)) {
+    const problem = nameProblem(field, value)
+    if (problem !== undefined) throw new TargetError(problem)
   }
 }

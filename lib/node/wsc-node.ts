@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { WscConfig } from '../config.js'
+import { errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { MessageStore } from '../store/message-store.js'
 import { CloseCode, encodeJoined, encodeReconnect, encodeWelcome } from '../protocol.js'
@@ -168,7 +169,7 @@ export class WscNode {
         afterGap: () => { catchUp([...this.hub], this.#options.store, this.#log).catch((err: unknown) => this.#log.error({ err }, 'catch-up after a routing gap failed')) }
       }, (event) => applyRoutedEvent(context, event))
     } catch (err) {
-      this.#failed = err instanceof Error ? err.message : String(err)
+      this.#failed = errorMessage(err)
       throw err
     }
     this.#heartbeat = setInterval(() => this.hub.beat(this.#log), this.#config.heartbeatInterval).unref()

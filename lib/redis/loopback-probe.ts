@@ -3,11 +3,10 @@
  * back, which proves the whole path (publish → Redis → its own subscription) works. In a Cluster each
  * shard that carries the node's subscriptions is probed, on one of the channels the node wants there.
  */
+import { errorMessage } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { fulfilsWithin } from '../fulfils-within.js'
 import { encodeProbe } from '../router/routed-event-codec.js'
-
-const errorMessage = (err: unknown): string => err instanceof Error ? err.message : String(err)
 
 /** A channel to probe and the shard (master `host:port`) it lives on; no shard with classic Pub/Sub. */
 export interface ProbeTarget {

@@ -68,11 +68,13 @@ test('a frame over max_payload closes with 1009', async (t) => {
   assert.equal((await within(client.closed, 5000, 'close')).code, 1009)
 })
 
-test('a binary frame closes with 1003', async (t) => {
-  const { url } = await build(t)
+test('a binary frame closes with 1003 and counts as an invalid frame', async (t) => {
+  const { app, url } = await build(t)
   const client = await TestClient.connect(url('token=a'))
   client.socket.send(Buffer.from([1, 2, 3]), { binary: true })
   assert.equal((await within(client.closed, 5000, 'close')).code, 1003)
+  const framesIn = await app.wscMetrics.registry.getSingleMetric('wsc_frames_in_total')?.get()
+  assert.equal(framesIn?.values.find((sample) => sample.labels.type === 'invalid')?.value, 1)
 })
 
 test('over the frame rate: RATE_LIMITED error frames, then 1008 on sustained abuse', async (t) => {
