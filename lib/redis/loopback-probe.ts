@@ -85,8 +85,9 @@ export class LoopbackProbe {
     const overdue = [...this.#outstanding.values()].filter((probe) => now - probe.sentAt > this.#timeout)
     if (this.#outstanding.size > 0 && overdue.length === 0) return
     if (!this.#options.connected()) {
+      // No round without both connections; what is down the connections' owners report themselves.
       this.#outstanding.clear()
-      this.#failure = 'Redis is unreachable'
+      this.#failure = undefined
       this.#wake()
       return
     }

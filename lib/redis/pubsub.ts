@@ -255,7 +255,7 @@ export class RedisPubSub {
 
   /** What is wrong with the Pub/Sub path, if anything. */
   problems (): string[] {
-    if (this.#subscriber.status !== 'ready') return [`Pub/Sub connection ${this.#subscriber.status}`, ...this.#probe.problems().filter((problem) => problem !== 'Redis is unreachable')]
+    if (this.#subscriber.status !== 'ready') return [`Pub/Sub connection ${this.#subscriber.status}`, ...this.#probe.problems()]
     return this.#probe.problems()
   }
 
