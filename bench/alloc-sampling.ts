@@ -1,5 +1,5 @@
 // Loaded with --import into every bench process when BENCH_ALLOC_PROF=dir: V8's sampling heap profiler
-// records every allocation (those collected since included) from start to exit, and the process
+// samples the allocations (about one per 4 KiB allocated, those collected since included) from start to exit, and the process
 // writes it to dir as a .heapprofile (Chrome DevTools, Memory tab, loads it): where a process
 // allocates per message, which is what drives its garbage collection pauses.
 import { writeFileSync } from 'node:fs'

@@ -21,7 +21,7 @@ interface CpuProfile {
 }
 
 const dir = process.argv[2]
-if (dir === undefined) throw new Error('usage: npx tsx bench/profile-summary.ts DIR [--top=N]')
+if (dir === undefined) throw new Error('usage: npx tsx bench/profile-summary.ts DIR [--top=N] [--run=TEXT]')
 const option = (name: string): string | undefined => process.argv.find((arg) => arg.startsWith(`--${name}=`))?.slice(name.length + 3)
 const top = Number(option('top') ?? 12)
 const run = option('run')

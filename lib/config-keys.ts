@@ -136,7 +136,7 @@ export interface ConfigKey {
   kind: Kind
   /** The plugins' default; undefined: unset unless given. */
   default: string | number | boolean | string[] | undefined
-  /** What {@link loadConfig} uses instead of `default`: the example app's and its deployments' default. */
+  /** What `loadConfig` (config.ts) uses instead of `default`: the example app's and its deployments' default. */
   deployDefault?: string | number | boolean
   min?: number
   max?: number

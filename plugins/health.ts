@@ -73,8 +73,8 @@ async function pressureSampler (fastify: FastifyInstance, settings: WscConfig['h
 
 /**
  * The kubelet's probes: liveness (`/health`: the process answers, and its node did not fail to start)
- * and readiness (`/ready`: the node
- * started, its router and store are up, it is not draining and not under pressure), and load shedding
+ * and readiness (`/ready`: the node started, its router and store are up, it is not draining and not
+ * under pressure), and load shedding
  * for new WebSocket upgrades. A path the app already serves is left to the app, with a log line.
  */
 async function registerHealth (fastify: FastifyInstance, options: HealthPluginOptions): Promise<void> {

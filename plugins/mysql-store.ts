@@ -21,7 +21,7 @@ export type MySqlPoolSource = MySQLPool | MySQLPromisePool | Pool | CallbackPool
 /**
  * Options of the `mysql-store` plugin: where the pool comes from (`client`, or the `mysql.*` keys:
  * `url`, or `host`/`port`/`user`/`password`/`database`, with `poolSize`), and the `store.*` keys
- * (`batchSize`, `retentionAge`, `retentionCount`, `cleanupInterval`, and `inboxSize` for the Redis window).
+ * (`batchSize`, `retentionAge`, `retentionCount`, `maxInboxBytes`, `cleanupInterval`, and `inboxSize` for the Redis window).
  */
 export interface MySqlStorePluginOptions extends ConfigSectionInput<'mysql'>, ConfigSectionInput<'store'> {
   /**

@@ -47,12 +47,13 @@ declare module 'fastify' {
   }
 }
 
-/** How long start-up waits for Redis when Fastify waits 10 s for an `onReady` hook (its `pluginTimeout`). */
+/** How long start-up waits for Redis when Fastify sets no `pluginTimeout`. */
 const CONNECT_TIMEOUT_MS = 10_000
 
 /**
- * How long start-up waits for Redis: 10 s, but a second less than Fastify's `pluginTimeout`, so a start
- * that cannot connect fails with Redis's own error (address, cause) rather than Fastify's hook timeout.
+ * How long start-up waits for Redis: 10 s, but a second less than Fastify's `pluginTimeout` (and never
+ * less than half of it), so a start that cannot connect fails with Redis's own error (address, cause)
+ * rather than Fastify's hook timeout.
  */
 function startTimeout (pluginTimeout: number | undefined): number {
   if (pluginTimeout === undefined || pluginTimeout <= 0) return CONNECT_TIMEOUT_MS

@@ -34,7 +34,7 @@ export type Authenticate = (request: FastifyRequest) => AuthResult | null | unde
 
 /**
  * Options of the `websocket` plugin: the `websocket.*` keys (`path`, `maxConnections`, `maxPayload`,
- * rate limits…), the hooks, `inboxSize` for the default message store and `drain` for the defaults of
+ * rate limits…), the hooks, `inbox` (the bounds of the default message store) and `drain` for the defaults of
  * `app.wsc.drain()`.
  */
 export interface WebsocketPluginOptions extends ConfigSectionInput<'websocket'> {

@@ -62,7 +62,6 @@ export function clusterClient (t: TestContext, seeds: string[]): Cluster {
   return client
 }
 
-/** Deletes every key under `prefix` on the shared Redis (SCAN by pattern; never FLUSH). */
 /** Deletes every key under `prefix` (SCAN, never KEYS or FLUSH) through `client`. */
 export async function deleteKeysWithPrefix (client: Redis, prefix: string): Promise<void> {
   let cursor = '0'

@@ -11,7 +11,7 @@ let finished: Promise<void> | undefined
 /** Messages that arrived while no count was armed: a run that started before its count did. */
 let unarmed = 0
 
-/** Counts one received message; `sentAt` (from the payload's `t`) gives a latency sample. */
+/** Counts one received message while a count is armed (else only as unarmed); `sentAt` (from the payload's `t`) gives a latency sample. */
 export function countMessage (sentAt: number | undefined): void {
   const at = now()
   if (finished === undefined) {

@@ -20,7 +20,7 @@ await app.register(wsc, {
     const token = (request.query as { token?: string }).token
     return token === undefined ? null : { userId: token }
   },
-  // Users publish to users in the cross-node scenario (the default may come to refuse user targets).
+  // Users publish to users in the cross-node scenario (the default refuses user targets).
   authorizePublish: () => true
 })
 

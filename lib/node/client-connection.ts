@@ -25,7 +25,7 @@ export type DropReason = 'slow_consumer' | 'rate_limit' | 'payload'
 
 /** Limits shared by every connection of a node. */
 export interface ConnectionSettings {
-  /** Frames queued (written but not yet flushed to the kernel) before the connection is closed with 1013. */
+  /** Frames queued (written but not yet flushed to the kernel, or held during a replay) before the connection is closed with 1013. */
   messageBufferSize: number
   /** Bytes held for the connection (`bufferedAmount` and frames held during a replay) before it is closed with 1013. */
   maxBufferedBytes: number

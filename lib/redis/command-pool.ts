@@ -49,7 +49,7 @@ async function connectedToEveryMaster (client: RedisClient): Promise<void> {
   await Promise.allSettled(client.nodes('master').map((node) => node.ping()))
 }
 
-/** Why a connection is not ready yet: its last error, and whether reconnecting can fix it. */
+/** A pending wait for a client's connection: the promise, its cancel, and the last error seen meanwhile. */
 export interface ConnectionWait {
   ready: Promise<void>
   cancel: (err: Error) => void

@@ -1,6 +1,7 @@
 /**
  * One user's inbox in Redis (the seq counter, the bounded stream of recent messages, the acked seq) and
- * every Redis command of durable delivery, for the Redis message store and the Redis window of MySQL.
+ * the Redis commands of durable delivery, for the Redis message store and the Redis window of MySQL
+ * (the batched send that also routes is user-sends.ts, on the same keys).
  */
 import { asUnavailable } from '../errors.js'
 import { randomBytes } from 'node:crypto'
@@ -50,9 +51,8 @@ export interface InboxWindow {
 }
 
 /**
- * One user's inbox in Redis: the seq counter, the bounded stream and the acked seq. Every Redis
- * command of durable delivery is here, each on the user's pool connection, so one user's appends
- * are numbered in the order they were made. The connections belong to the caller (the router plugin).
+ * One user's inbox in Redis: the seq counter, the bounded stream and the acked seq. Each command runs
+ * on the user's pool connection, so one user's appends are numbered in the order they were made. The connections belong to the caller (the router plugin).
  */
 export class RedisInbox {
   readonly pool: RedisCommandPool
@@ -100,7 +100,7 @@ export class RedisInbox {
     }
   }
 
-  /** Puts messages MySQL committed into their users' windows (see {@link CACHE}). */
+  /** Puts messages MySQL committed into their users' windows (the `INBOX_CACHE` script). */
   async cache (committed: ReadonlyArray<{ userId: string, message: StoredMessage }>): Promise<void> {
     const byUser = new Map<string, StoredMessage[]>()
     for (const { userId, message } of committed) {

@@ -38,7 +38,7 @@ export class RedisKeys {
     return `${this.prefix}seq:{${userId}}`
   }
 
-  /** STREAM: the user's newest messages, entry id `<seq>-0`, bounded to about `store.inbox_size`. */
+  /** STREAM: the user's newest messages, entry id `<seq>-0`, bounded by `store.inbox_size` and `store.max_inbox_bytes`. */
   inbox (userId: string): string {
     return `${this.prefix}inbox:{${userId}}`
   }

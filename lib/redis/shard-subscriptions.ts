@@ -145,7 +145,7 @@ export class ShardSubscriptions {
    * Makes the shard connections' subscriptions equal `wanted`: waits for their pending replies (each
    * bounded), drops duplicates and unwanted channels from the re-subscribe list, unsubscribes what a
    * shard connection holds but is not wanted, and subscribes what no shard connection confirmed.
-   * Resolves whether every step succeeded.
+   * Resolves whether every step succeeded; rejects when a shard connection fails to answer its settle.
    */
   async reconcile (wanted: ReadonlySet<string>, log: Logger): Promise<boolean> {
     const settled = await Promise.all(this.connections().filter((connection) => connection.ready).map((connection) => fulfilsWithin(connection.settle(), SETTLE_TIMEOUT_MS)))
