@@ -165,3 +165,15 @@ export async function paced (count: number, pace: Pace, send: (i: number) => Pro
   if (failed !== undefined) throw failed.err
   return now() - started
 }
+
+/**
+ * The `sendToUsers` command every bench server answers: `count` sends of a payload with `size` bytes of
+ * padding, each to a random one of `users`, paced by `ratePerSecond` and `inFlight`; resolves with how
+ * long they took. A refused send fails the run.
+ */
+export async function sendToRandomUsers (args: Record<string, unknown>, send: (user: string, data: { i: number, t: number, pad: string }) => Promise<unknown> | unknown): Promise<{ ms: number }> {
+  const users = args.users as string[]
+  const pad = 'x'.repeat(Number(args.size ?? 0))
+  const pace = { ratePerSecond: Number(args.ratePerSecond ?? 0), maxInFlight: Number(args.inFlight ?? 200) }
+  return { ms: await paced(Number(args.count), pace, (i) => send(users[Math.floor(Math.random() * users.length)] as string, { i, t: now(), pad })) }
+}

@@ -1,5 +1,6 @@
 // What every load generator shares: counting received messages, latency samples, the IPC commands.
 import { now, paced, percentile, serveCommands } from '../harness.js'
+import { fulfilsWithin } from '../../lib/fulfils-within.js'
 
 let received = 0
 let target = Infinity
@@ -72,9 +73,7 @@ export function serveLoad (openOne: OpenOne, openPublisher: OpenPublisher, close
     /** Resolves once the armed count is reached, or after `timeoutMs` with what did arrive; disarms. */
     wait: async ({ timeoutMs }) => {
       if (finished === undefined) throw new Error('wait without arm')
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([finished, new Promise<void>((resolve) => { timer = setTimeout(resolve, Number(timeoutMs ?? 120_000)) })])
-      clearTimeout(timer)
+      await fulfilsWithin(finished, Number(timeoutMs ?? 120_000))
       finished = undefined
       done = undefined
       const sorted = latencies.sort((a, b) => a - b)

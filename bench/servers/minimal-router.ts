@@ -6,7 +6,8 @@
 import { createServer } from 'node:http'
 import { Redis } from 'ioredis'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { now, paced, serveCommands } from '../harness.js'
+import { sendToRandomUsers, serveCommands } from '../harness.js'
+import { fulfilsWithin } from '../../lib/fulfils-within.js'
 
 const nodeId = process.env.BENCH_NODE_ID ?? 'minimal-0'
 const [host, port] = (process.env.REDIS_ADDR ?? '127.0.0.1:6379').split(':')
@@ -99,24 +100,13 @@ serveCommands({
   knowsUsers: async ({ count, timeoutMs }) => {
     const wanted = Number(count)
     if (userNode.size < wanted) {
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([
-        new Promise<void>((resolve) => { knownWaiter = { count: wanted, resolve } }),
-        new Promise<void>((resolve) => { timer = setTimeout(resolve, Number(timeoutMs ?? 10_000)) })
-      ])
-      clearTimeout(timer)
+      await fulfilsWithin(new Promise<void>((resolve) => { knownWaiter = { count: wanted, resolve } }), Number(timeoutMs ?? 10_000))
       knownWaiter = undefined
     }
     if (userNode.size < wanted) throw new Error(`${nodeId} knows ${userNode.size} of ${wanted} users`)
     return userNode.size
   },
-  sendToUsers: async ({ users, count, ratePerSecond, inFlight, size }) => {
-    const targets = users as string[]
-    const pad = 'x'.repeat(Number(size ?? 0))
-    const ms = await paced(Number(count), { ratePerSecond: Number(ratePerSecond ?? 0), maxInFlight: Number(inFlight ?? 200) }, async (i) => {
-      const user = targets[Math.floor(Math.random() * targets.length)] as string
-      if (!await route(user, messageFrame(null, user, JSON.stringify({ i, t: now(), pad })))) throw new Error(`user ${user} is not connected`)
-    })
-    return { ms, failed: 0 }
-  }
+  sendToUsers: async (args) => sendToRandomUsers(args, async (user, data) => {
+    if (!await route(user, messageFrame(null, user, JSON.stringify(data)))) throw new Error(`user ${user} is not connected`)
+  })
 })

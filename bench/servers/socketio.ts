@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import { createAdapter } from '@socket.io/redis-adapter'
 import { Redis } from 'ioredis'
 import { Server } from 'socket.io'
-import { memoryAfterGc, now, paced, serveCommands } from '../harness.js'
+import { memoryAfterGc, now, paced, sendToRandomUsers, serveCommands } from '../harness.js'
 
 const http = createServer()
 const io = new Server(http, { transports: ['websocket'], serveClient: false, perMessageDeflate: false, pingInterval: 3_600_000, pingTimeout: 3_600_000 })
@@ -47,14 +47,6 @@ serveCommands({
     const pad = 'x'.repeat(Number(size))
     return { ms: await paced(Number(count), { yieldEvery: 10 }, (i) => io.to(String(room)).emit('message', { i, t: now(), pad })) }
   },
-  sendToUsers: async ({ users, count, ratePerSecond, inFlight, size }) => {
-    const targets = users as string[]
-    const pad = 'x'.repeat(Number(size ?? 0))
-    const ms = await paced(Number(count), { ratePerSecond: Number(ratePerSecond ?? 0), maxInFlight: Number(inFlight ?? 200) }, (i) => {
-      const user = targets[Math.floor(Math.random() * targets.length)] as string
-      io.to(`user:${user}`).emit('message', { i, t: now(), pad })
-    })
-    return { ms, failed: 0 }
-  },
+  sendToUsers: async (args) => sendToRandomUsers(args, (user, data) => io.to(`user:${user}`).emit('message', data)),
   memory: () => ({ ...memoryAfterGc(), connections: io.engine.clientsCount })
 })

@@ -2,7 +2,7 @@
 import Fastify from 'fastify'
 import wsc, { loadConfig } from 'fastify-wsc'
 import mysql from 'mysql2/promise'
-import { memoryAfterGc, now, paced, percentile, serveCommands } from '../harness.js'
+import { memoryAfterGc, now, paced, percentile, sendToRandomUsers, serveCommands } from '../harness.js'
 
 // Redis and MySQL come from the environment the bench runner sets (REDIS_ADDR, MYSQL_URL), as in the example.
 const config = loadConfig({
@@ -33,16 +33,7 @@ serveCommands({
     const pad = 'x'.repeat(Number(size))
     return { ms: await paced(Number(count), { yieldEvery: 10 }, async (i) => app.wsc.sendToRoom(String(room), { i, t: now(), pad })) }
   },
-  sendToUsers: async ({ users, count, ratePerSecond, inFlight, size }) => {
-    const targets = users as string[]
-    const pad = 'x'.repeat(Number(size ?? 0))
-    let failed = 0
-    const ms = await paced(Number(count), { ratePerSecond: Number(ratePerSecond ?? 0), maxInFlight: Number(inFlight ?? 200) }, async (i) => {
-      const user = targets[Math.floor(Math.random() * targets.length)] as string
-      await app.wsc.sendToUser(user, { i, t: now(), pad }).catch(() => { failed++ })
-    })
-    return { ms, failed }
-  },
+  sendToUsers: async (args) => sendToRandomUsers(args, async (user, data) => app.wsc.sendToUser(user, data)),
   memory: async () => ({ ...memoryAfterGc(), connections: await app.wsc.onlineCount() }),
   /** `count` sendToUser calls, `concurrency` at a time, over `users` users: each resolves once committed. */
   durableSends: async ({ count, concurrency, users }) => {
