@@ -183,6 +183,10 @@ function showStatus (status, detail) {
   if (status === 'connecting') return setStatus(detail.attempt ? 'Reconnecting… (attempt ' + detail.attempt + ')' : 'Connecting…', 'connecting')
   if (status === 'closed') {
     $('connect').textContent = 'Connect'
+    // Disconnected, the page no longer hears who is in the room or which nodes there are: show nothing rather than stale names.
+    people.clear()
+    showPeople()
+    $('nodes').replaceChildren()
     return setStatus(detail.failure ? 'Disconnected: ' + detail.failure.message : 'Not connected', 'closed')
   }
   if (status === 'reconnecting') {

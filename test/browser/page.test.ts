@@ -115,6 +115,13 @@ test('a dropped connection shows a countdown, then resumes without losing or rep
   assert.ok(carol.statusTexts.some((text) => /^Reconnecting in \d+ s \(closed by the server \(1000/.test(text)), carol.statusTexts.join(' | '))
   assert.equal(await countItems(carol.page, 'notes', 'one'), 1)
   assert.equal(await countItems(carol.page, 'notes', 'two'), 1)
+
+  // Disconnecting by hand: no one is listed as in the room or as a node from before.
+  assert.ok(await carol.page.locator('#people li').count() > 0)
+  await carol.page.click('#connect')
+  await carol.page.locator('#status', { hasText: 'Not connected' }).waitFor({ timeout: 10_000 })
+  assert.equal(await carol.page.locator('#people li').count(), 0, 'no stale roster')
+  assert.equal(await carol.page.locator('#nodes li').count(), 0, 'no stale nodes')
 })
 
 for (const width of [390, 360]) {
