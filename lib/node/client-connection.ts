@@ -66,7 +66,6 @@ const UNLIMITED = new RateLimiter(0, 1, 0)
 export class ClientConnection {
   readonly id: string
   readonly userId: string
-  readonly connectedAt: number
   /** Rooms this connection is in; created on first join. */
   rooms: Set<string> | undefined
   /** Pings sent without an answer since the last sign of life. */
@@ -102,10 +101,9 @@ export class ClientConnection {
   /** Counts a finished write: made for a burst of writes, dropped once none is pending (an idle connection keeps none). */
   #onWritten: (() => void) | undefined
 
-  constructor (id: string, userId: string, socket: WireSocket, settings: ConnectionSettings, now: number) {
+  constructor (id: string, userId: string, socket: WireSocket, settings: ConnectionSettings) {
     this.id = id
     this.userId = userId
-    this.connectedAt = now
     this.#socket = socket
     this.#settings = settings
   }

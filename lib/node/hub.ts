@@ -38,10 +38,6 @@ export class LocalHub {
     return this.#byUser.values(userId)
   }
 
-  room (room: string): ReadonlySet<ClientConnection> {
-    return this.#byRoom.get(room) ?? EMPTY
-  }
-
   add (connection: ClientConnection): void {
     this.#connections.set(connection.id, connection)
     this.#byUser.add(connection.userId, connection)
@@ -112,6 +108,5 @@ export class LocalHub {
   }
 }
 
-const EMPTY: ReadonlySet<ClientConnection> = new Set()
 /** Recipients of one fan-out whose delivery latency is measured (docs/metrics.md). */
 export const TIMED_RECIPIENTS = 8

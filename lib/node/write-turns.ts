@@ -30,7 +30,7 @@ function endTurn (): void {
 }
 
 /** A number that changes once the current event-loop turn ended (the end is scheduled on first use). */
-export function currentTurn (): number {
+function currentTurn (): number {
   if (!ending) {
     ending = true
     setImmediate(endTurn)
@@ -39,13 +39,13 @@ export function currentTurn (): number {
 }
 
 /** Corks `socket` until the current turn ends. */
-export function corkForThisTurn (socket: Corkable): void {
+function corkForThisTurn (socket: Corkable): void {
   socket.cork()
   corked.push(socket)
 }
 
 /** Writes out what a socket corked by {@link corkForThisTurn} holds once that reaches {@link CORK_BYTES}; it stays corked. */
-export function flushIfFull (socket: Corkable): void {
+function flushIfFull (socket: Corkable): void {
   if (socket.writableLength < CORK_BYTES) return
   socket.uncork()
   socket.cork()

@@ -274,8 +274,7 @@ export class WscNode {
    * frames routed to the connection are held until the set-up has sent `welcome` and the replay.
    */
   open (socket: WireSocket, auth: AuthResult, resume: Resume = {}): ClientConnection {
-    const now = Date.now()
-    const connection = new ClientConnection(makeConnectionId(this.nodeId, now, randomBytes(4).toString('hex')), auth.userId, socket, this.#settings, now)
+    const connection = new ClientConnection(makeConnectionId(this.nodeId, Date.now(), randomBytes(4).toString('hex')), auth.userId, socket, this.#settings)
     this.hub.add(connection)
     this.observers.connectionOpened()
     connection.beginReplay()

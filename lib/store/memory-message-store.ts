@@ -64,18 +64,19 @@ export class MemoryMessageStore implements MessageStore {
   async append (userId: string, message: Omit<Message, 'seq'>, options: AppendOptions = {}): Promise<StoredMessage> {
     let inbox = this.#inboxes.get(userId)
     if (options.idempotent === true && inbox !== undefined) {
-      const stored = inbox.messages.slice(inbox.start).find((held) => held.id === message.id)
-      if (stored !== undefined) return stored
+      for (let i = inbox.start; i < inbox.messages.length; i++) if (inbox.messages[i]?.id === message.id) return inbox.messages[i] as StoredMessage
     }
+    const created = inbox === undefined
     if (inbox === undefined) {
       inbox = { seq: this.#droppedSeq, acked: 0, messages: [], start: 0, bytes: 0 }
     } else {
       this.#inboxes.delete(userId)
     }
     this.#inboxes.set(userId, inbox)
+    // A stream made again after its user was dropped starts above every earlier seq: it follows none.
+    const prev = created ? 0 : inbox.seq
     const stored: StoredMessage = { ...message, seq: ++inbox.seq }
-    // A stream made again after its user was dropped starts above every earlier seq: nothing is between.
-    if (stored.seq > 1 && inbox.messages.length === 0 && inbox.seq - 1 === this.#droppedSeq) stored.prevSeq = 0
+    if (prev !== stored.seq - 1) stored.prevSeq = prev
     inbox.messages.push(stored)
     this.#hold(inbox, sizeOf(stored))
     this.#trim(inbox)

@@ -40,7 +40,7 @@ function settings (overrides: Partial<ConnectionSettings> = {}): ConnectionSetti
 
 function connect (hub: LocalHub, id: string, userId: string, s = settings()): { connection: ClientConnection, socket: RecordingSocket } {
   const socket = new RecordingSocket()
-  const connection = new ClientConnection(id, userId, socket, s, Date.now())
+  const connection = new ClientConnection(id, userId, socket, s)
   hub.add(connection)
   return { connection, socket }
 }
