@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
 import { upgradeInProcess, type ClientWire } from './in-process-upgrade.js'
-import wsc, { type AuthorizePublish, type WscOptions } from '../plugins/index.js'
+import wsc, { type AuthorizePublish, type WscObserver, type WscOptions } from '../plugins/index.js'
 
 /** An `authorizePublish` that lets clients send direct messages (the library default allows joined rooms only). */
 export const directMessages: AuthorizePublish = ({ to, rooms }) => 'user' in to || rooms.has(to.room)
@@ -81,6 +81,17 @@ export async function buildInProcess (t: TestContext, options: WscOptions = {}, 
 }
 
 export type Frame = Record<string, unknown> & { type: string }
+
+/** An observer that counts nothing: spread it and override what a test counts. */
+export const noopObserver: WscObserver = {
+  connectionOpened () {},
+  connectionClosed () {},
+  frameIn () {},
+  messageSent () {},
+  messagesOut () {},
+  delivered () {},
+  dropped () {}
+}
 
 export type LogLine = Record<string, unknown> & { level: number, msg: string }
 

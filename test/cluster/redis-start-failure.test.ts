@@ -8,15 +8,13 @@ import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import wsc, { type WscOptions } from '../../plugins/index.js'
-import { TestClient, waitFor } from '../helper.js'
+import { capturedLogs, TestClient, waitFor, type LogLine } from '../helper.js'
 import { freePort, startRedisServer } from '../redis-harness.js'
-
-type LogLine = Record<string, unknown> & { msg?: string, level?: number }
 
 /** A host app with fastify-wsc on `redis`, its log lines collected; closed in `t.after`. */
 async function hostApp (t: TestContext, options: WscOptions, fastify: FastifyServerOptions = {}): Promise<{ app: FastifyInstance, logs: LogLine[] }> {
-  const logs: LogLine[] = []
-  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line) as LogLine) } } }, ...fastify })
+  const { lines: logs, stream } = capturedLogs()
+  const app = Fastify({ logger: { level: 'info', stream }, ...fastify })
   await app.register(wsc, { metrics: { enabled: false }, authenticate: () => ({ userId: 'u' }), ...options })
   t.after(() => app.close())
   return { app, logs }

@@ -1,19 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { FastifyInstance } from 'fastify'
-import type { WscObserver } from '../../plugins/index.js'
-import { buildInProcess, capturedLogs, within } from '../helper.js'
+import { buildInProcess, capturedLogs, noopObserver, within } from '../helper.js'
 import { encodeFrame, Opcode, RawClient } from './raw-client.js'
-
-const noop: WscObserver = {
-  connectionOpened () {},
-  connectionClosed () {},
-  frameIn () {},
-  messageSent () {},
-  messagesOut () {},
-  delivered () {},
-  dropped () {}
-}
 
 /** What the metrics plugin would count, kept in the test. */
 interface Tally {
@@ -25,7 +14,7 @@ interface Tally {
 function tally (app: FastifyInstance): Tally {
   const seen: Tally = { framesIn: 0, dropped: {}, closed: [] }
   app.wsc.observe({
-    ...noop,
+    ...noopObserver,
     connectionClosed (code) { seen.closed.push(code) },
     frameIn () { seen.framesIn++ },
     dropped (reason) { seen.dropped[reason] = (seen.dropped[reason] ?? 0) + 1 }
@@ -71,7 +60,7 @@ test('a client that never reads while its replay runs is closed with 1013 once t
   // so the replay waits for the client to read, and live messages are held meanwhile.
   for (let i = 0; i < 200; i++) await app.wsc.sendToUser('sleeper', { i, text: 'r'.repeat(3000) })
   const connected = new Promise<void>((resolve) => app.wsc.once('connect', () => resolve()))
-  const overflowed = new Promise<void>((resolve) => app.wsc.observe({ ...noop, dropped: (reason) => { if (reason === 'slow_consumer') resolve() } }))
+  const overflowed = new Promise<void>((resolve) => app.wsc.observe({ ...noopObserver, dropped: (reason) => { if (reason === 'slow_consumer') resolve() } }))
   const client = open('token=sleeper&since=0')
   client.wire?.stopReading()
   await within(connected, 5000, 'the connection to be set up')

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { buildInProcess, capturedLogs, waitFor } from '../helper.js'
+import { buildInProcess, capturedLogs, noopObserver, waitFor } from '../helper.js'
 import { fuzz } from './fuzzer.js'
 
 // A fixed seed keeps CI repeatable; WSC_FUZZ_SEED explores others (a failure names its seed).
@@ -12,7 +12,7 @@ test('50,000 mutated frames: every batch answered, broken framing closed with it
   // No rate limit, so that every frame reaches the parser and the handlers.
   const { app, connect } = await buildInProcess(t, { websocket: { rateLimit: 0, maxPayload: '64KiB' } }, { logger: { level: 'warn', stream } })
   const closed: number[] = []
-  app.wsc.observe({ connectionOpened () {}, connectionClosed (code) { closed.push(code) }, frameIn () {}, messageSent () {}, messagesOut () {}, delivered () {}, dropped () {} })
+  app.wsc.observe({ ...noopObserver, connectionClosed (code) { closed.push(code) } })
   const result = await fuzz(app, { frames: 50_000, seed: SEED, maxPayload: 64 * 1024 })
   assert.equal(result.frames, 50_000)
   assert.deepEqual(result.violations, [])

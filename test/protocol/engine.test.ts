@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { WscObserver } from '../../plugins/index.js'
-import { buildInProcess, capturedLogs, directMessages, within } from '../helper.js'
+import { buildInProcess, capturedLogs, directMessages, noopObserver, within } from '../helper.js'
 
 /** Whatever the event loop has queued runs first: the continuation of a promise the test just settled. */
 const nextTurn = async (): Promise<void> => await new Promise((resolve) => setImmediate(resolve))
@@ -68,14 +68,9 @@ test('a connect, message or disconnect listener that throws or rejects is logged
 test('observers are a list: each one added sees the node\'s work, and can be removed', async (t) => {
   const { app, connect } = await buildInProcess(t)
   const counter = (): WscObserver & { frames: number } => ({
+    ...noopObserver,
     frames: 0,
-    connectionOpened () {},
-    connectionClosed () {},
-    frameIn () { this.frames++ },
-    messageSent () {},
-    messagesOut () {},
-    delivered () {},
-    dropped () {}
+    frameIn () { this.frames++ }
   })
   const first = counter()
   const second = counter()
