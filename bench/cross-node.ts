@@ -1,14 +1,12 @@
 // The cross-node scenario: users spread over 3 (then 6) nodes on one Redis of the bench's own, every
 // message addressed to a user on another node. fastify-wsc beside the minimal ws + Redis router and
 // Socket.IO + redis-adapter, each on the same topology with the same load, one after the other.
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { appendFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { freePort, spawnRedis } from '../test/redis-harness.js'
 import { now } from './harness.js'
 import type { Row } from './results.js'
-import { counted, withProcesses, type Scenario } from './scenario.js'
+import { counted, withBenchRedis, withProcesses, type Scenario } from './scenario.js'
 
 interface System {
   name: string
@@ -59,21 +57,6 @@ function noteProfileWindow (name: string, startUs: number, endUs: number): void 
   // The profiles themselves are written as the processes exit, after the first run ended.
   mkdirSync(dir, { recursive: true })
   appendFileSync(join(dir, 'windows.jsonl'), JSON.stringify({ name, startUs, endUs }) + '\n')
-}
-
-/** A redis-server of the benchmark's own on a free port: flushed per topology, removed after. */
-async function withBenchRedis<T> (body: (redis: { addr: string, client: Redis }) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'wsc-bench-redis-'))
-  const port = await freePort()
-  const child = await spawnRedis(port, dir, [])
-  const client = new Redis({ host: '127.0.0.1', port })
-  try {
-    return await body({ addr: `127.0.0.1:${port}`, client })
-  } finally {
-    client.disconnect()
-    child.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
-  }
 }
 
 interface RedisUsage {

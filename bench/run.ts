@@ -1,13 +1,11 @@
 // `npm run bench [-- --quick]`: every scenario side by side with its baseline, measured in one run.
 // Prints a markdown table and writes bench/results/latest.json (ignored by git; see bench/results.ts).
 import { execSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { availableParallelism, cpus, loadavg } from 'node:os'
 import { relative } from 'node:path'
-import mysql from 'mysql2/promise'
 import { crossNode } from './cross-node.js'
 import { LATEST_RESULTS, resultsTable, writeLatestResults, type Row } from './results.js'
-import { counted, withProcesses, type Scenario } from './scenario.js'
+import { counted, withBenchDatabase, withProcesses, type Scenario } from './scenario.js'
 
 const quick = process.argv.includes('--quick')
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length).split(',')
@@ -89,11 +87,7 @@ const connectionSetup: Scenario = {
 const durableSends: Scenario = {
   name: 'durable sends',
   run: async ({ quick }) => {
-    const admin = await mysql.createConnection({ host: '127.0.0.1', port: 3306, user: 'root' })
-    const database = `wsc_bench_${randomBytes(4).toString('hex')}`
-    await admin.query(`CREATE DATABASE \`${database}\``)
-    try {
-      const url = `mysql://root@127.0.0.1:3306/${database}`
+    return withBenchDatabase(async ({ url }) => {
       const count = quick ? 3000 : 20_000
       const args = { count, concurrency: 200, users: 1000 }
       return await withProcesses([['./servers/wsc.ts', { MYSQL_URL: url }]], async ([server]) => {
@@ -109,10 +103,7 @@ const durableSends: Scenario = {
           { scenario: name, metric: 'p99 latency', ours: ours.p99, baseline: base.p99, baselineName, better: 'lower', unit: 'ms' }
         ] satisfies Row[]
       })
-    } finally {
-      await admin.query(`DROP DATABASE IF EXISTS \`${database}\``)
-      await admin.end()
-    }
+    })
   }
 }
 
