@@ -22,7 +22,7 @@ import { RedisMessageStore } from '../lib/redis/message-store.js'
 import type { Router } from '../lib/router/router.js'
 import type { AuthorizeJoin, AuthorizePublish } from '../lib/node/client-frames.js'
 import { publicApi, type Wsc } from '../lib/node/public-api.js'
-import type { Resume } from '../lib/node/replay.js'
+import { parseResume, type Resume } from '../lib/node/replay.js'
 import { WscNode, type AuthResult } from '../lib/node/wsc-node.js'
 
 /**
@@ -75,9 +75,6 @@ interface PendingUpgrade {
   auth: AuthResult
   resume: Resume
 }
-
-/** An epoch as the stores make them (letters, digits, `-`, `_`), bounded. */
-const EPOCH = /^[A-Za-z0-9_-]{1,64}$/
 
 /** pino's `req` serializer with the `token` query parameter redacted, however it is spelled (`?%74oken=`): use it as the app logger's `serializers.req`. */
 export function serializeRequest (request: FastifyRequest): { method: string, url: string, remoteAddress: string } {
@@ -246,15 +243,8 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         request.log.warn({ statusCode: 503, limit: config.maxConnections }, 'upgrade refused: max_connections')
         return refuse(reply, 503, 'too many connections', RETRY_AFTER_SECONDS)
       }
-      const query = request.query as Record<string, unknown> | undefined
-      const sinceText = query?.since
-      let since: number | undefined
-      if (sinceText !== undefined) {
-        since = typeof sinceText === 'string' && /^\d{1,15}$/.test(sinceText) ? Number(sinceText) : NaN
-        if (!Number.isSafeInteger(since)) return refuse(reply, 400, 'since must be a non-negative integer')
-      }
-      const epoch = query?.epoch
-      if (epoch !== undefined && (typeof epoch !== 'string' || !EPOCH.test(epoch))) return refuse(reply, 400, 'epoch must be the epoch of a welcome frame')
+      const resume = parseResume(request.query as Record<string, unknown> | undefined)
+      if (typeof resume === 'string') return refuse(reply, 400, resume)
       let auth: AuthResult | null | undefined | false
       try {
         auth = await authenticate(request)
@@ -276,7 +266,7 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
         request.log.warn({ statusCode: 401, invalid: what }, `upgrade refused: authenticate returned an invalid ${what}`)
         return refuse(reply, 401, 'unauthorized')
       }
-      pending.set(request, { auth, resume: { since, epoch } })
+      pending.set(request, { auth, resume })
     },
     wsHandler: (socket, request) => {
       const upgrade = pending.get(request)

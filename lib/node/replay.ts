@@ -14,6 +14,22 @@ export interface Resume {
   epoch?: string | undefined
 }
 
+/** An epoch as the stores make them (letters, digits, `-`, `_`), bounded. */
+const EPOCH = /^[A-Za-z0-9_-]{1,64}$/
+
+/** The `since` and `epoch` of an upgrade's query, or why they are not valid (the 400's message). */
+export function parseResume (query: Record<string, unknown> | undefined): Resume | string {
+  const sinceText = query?.since
+  let since: number | undefined
+  if (sinceText !== undefined) {
+    since = typeof sinceText === 'string' && /^\d{1,15}$/.test(sinceText) ? Number(sinceText) : NaN
+    if (!Number.isSafeInteger(since)) return 'since must be a non-negative integer'
+  }
+  const epoch = query?.epoch
+  if (epoch !== undefined && (typeof epoch !== 'string' || !EPOCH.test(epoch))) return 'epoch must be the epoch of a welcome frame'
+  return { since, epoch }
+}
+
 /** What a connection's replay starts after, and whether that is where the client asked. */
 export interface ResumePlan {
   /** Replay the messages after this seq; undefined: after the user's acknowledged seq. */
