@@ -8,6 +8,11 @@ import type { Logger } from '../logger.js'
 import { fulfilsWithin } from '../fulfils-within.js'
 import { encodeProbe } from '../router/routed-event-codec.js'
 
+/** What a set of overdue probes says: how long the oldest has been out, and where. */
+function notBack (probes: Array<{ sentAt: number } & ProbeTarget>, now: number): string {
+  return `Pub/Sub loopback probe not back after ${now - Math.min(...probes.map((probe) => probe.sentAt))} ms on ${probes.map(where).join(', ')}`
+}
+
 /** A channel to probe and the shard (master `host:port`) it lives on; no shard with classic Pub/Sub. */
 export interface ProbeTarget {
   channel: string
@@ -94,7 +99,7 @@ export class LoopbackProbe {
     const lost = overdue.filter((probe) => this.#options.wanted(probe.channel))
     if (lost.length > 0) {
       // Both connections are up, yet a channel of ours is silent: a subscription was lost (failover, slot move).
-      this.#failure = `Pub/Sub loopback probe not back after ${now - Math.min(...lost.map((probe) => probe.sentAt))} ms on ${lost.map(where).join(', ')}`
+      this.#failure = notBack(lost, now)
       this.#options.log.warn({ shards: lost.map(where) }, 'redis router: loopback probe lost; reconciling the subscriptions')
       this.#options.onLost(lost)
     }
@@ -139,7 +144,7 @@ export class LoopbackProbe {
   problems (): string[] {
     const now = Date.now()
     const overdue = [...this.#outstanding.values()].filter((probe) => now - probe.sentAt > this.#timeout && this.#options.wanted(probe.channel))
-    if (overdue.length > 0) return [`Pub/Sub loopback probe not back after ${now - Math.min(...overdue.map((probe) => probe.sentAt))} ms on ${overdue.map(where).join(', ')}`]
+    if (overdue.length > 0) return [notBack(overdue, now)]
     if (this.#failure !== undefined) return [this.#failure]
     if (this.#at === null) return ['Pub/Sub loopback not verified yet']
     return []
