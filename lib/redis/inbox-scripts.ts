@@ -17,12 +17,16 @@
  *
  * `keepBounds` applies the inbox bounds after messages were added (their bytes already counted): the
  * oldest entries go until at most maxlen entries and maxbytes payload bytes are left (the newest always
- * stays); the ids keep only seqs the stream holds; the user's keys expire ttl ms after this write
- * (0: never) — the ids key only when `idsWritten` (it expires with the write that last used it).
+ * stays); the ids keep only seqs the stream holds. The user's keys expire between ttl and ttl + 1 %
+ * after this write (ttl 0: never): they are given ttl + 1 % whenever the inbox has less than ttl left
+ * or one of them was just created (`fresh`), so most writes cost one `PTTL` instead of three
+ * `PEXPIRE`s, and no key outlives its last write by less than ttl — the ids key only when
+ * `idsWritten` (it expires with the write that last used it).
  */
 const INBOX_FUNCTIONS = `
-local function keepBounds (k, bytes, maxlen, maxbytes, ttl, idsWritten)
+local function keepBounds (k, bytes, maxlen, maxbytes, ttl, idsWritten, fresh)
   local len = redis.call('XLEN', KEYS[k + 1])
+  fresh = fresh or len == 1
   local trimmed = false
   while len > 1 and (len > maxlen or bytes > maxbytes) do
     local oldest = redis.call('XRANGE', KEYS[k + 1], '-', '+', 'COUNT', 1)[1]
@@ -35,15 +39,18 @@ local function keepBounds (k, bytes, maxlen, maxbytes, ttl, idsWritten)
     trimmed = true
   end
   if trimmed then
-    redis.call('SET', KEYS[k + 3], math.max(bytes, 0))
+    redis.call('SET', KEYS[k + 3], math.max(bytes, 0), 'KEEPTTL')
     local first = redis.call('XRANGE', KEYS[k + 1], '-', '+', 'COUNT', 1)
     if #first > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', '(' .. string.match(first[1][1], '^(%d+)')) end
   end
   if ttl > 0 then
-    redis.call('PEXPIRE', KEYS[k], ttl)
-    redis.call('PEXPIRE', KEYS[k + 1], ttl)
-    redis.call('PEXPIRE', KEYS[k + 3], ttl)
-    if idsWritten or trimmed then redis.call('PEXPIRE', KEYS[k + 2], ttl) end
+    local keep = ttl + math.ceil(ttl / 100)
+    if fresh or redis.call('PTTL', KEYS[k + 1]) < ttl then
+      redis.call('PEXPIRE', KEYS[k], keep)
+      redis.call('PEXPIRE', KEYS[k + 1], keep)
+      redis.call('PEXPIRE', KEYS[k + 3], keep)
+    end
+    if idsWritten or trimmed then redis.call('PEXPIRE', KEYS[k + 2], keep) end
   end
 end
 
@@ -54,7 +61,8 @@ local function append (k, maxlen, maxbytes, ttl, id, from, ts, data, idempotent)
   end
   local seq = redis.call('INCR', KEYS[k])
   local prev = seq - 1
-  if seq == 1 then
+  local fresh = seq == 1
+  if fresh then
     local now = redis.call('TIME')
     local start = (tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)) * 256
     prev = 0
@@ -73,7 +81,7 @@ local function append (k, maxlen, maxbytes, ttl, id, from, ts, data, idempotent)
   end
   local bytes = redis.call('INCRBY', KEYS[k + 3], #data)
   if idempotent then redis.call('ZADD', KEYS[k + 2], seq, id) end
-  keepBounds(k, bytes, maxlen, maxbytes, ttl, idempotent)
+  keepBounds(k, bytes, maxlen, maxbytes, ttl, idempotent, fresh or bytes == #data)
   return seq, prev, false
 end
 `
@@ -201,7 +209,7 @@ for i = 0, n - 1 do
   end
 end
 redis.call('SET', KEYS[1], last)
-keepBounds(1, bytes, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), true)
+keepBounds(1, bytes, tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), true, true)
 return n
 `
 

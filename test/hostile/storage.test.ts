@@ -82,7 +82,7 @@ test('Redis: per-user keys expire after retention_age, the inbox keeps max_inbox
     assert.equal(Number(await redis.get(`${prefix}inbox-bytes:{${user}}`)), bytes, 'the byte count matches the stream')
     for (const key of ['seq', 'inbox', 'inbox-bytes']) {
       const ttl = await redis.pttl(`${prefix}${key}:{${user}}`)
-      assert.ok(ttl > 0 && ttl <= 3600_000, `${key}:{${user}} expires (${ttl} ms)`)
+      assert.ok(ttl > 0 && ttl <= 3600_000 * 1.01, `${key}:{${user}} expires within retention_age + 1 % (${ttl} ms)`)
     }
   }
   const ada = await TestClient.connect(url('token=victim-49&since=0'))

@@ -46,6 +46,45 @@ test('the stream keeps about inbox_size messages: the newest ones', async (t) =>
   assert.deepEqual(kept.map((m) => m.seq), sent.slice(-kept.length).map((m) => m.seq))
 })
 
+test('per-user keys outlive every write by retention_age (up to 1 % more), refreshed only when due, and a key lost alone gets its expiry back', async (t) => {
+  const { client, prefix } = await testRedis(t)
+  const ttl = 60_000
+  const store = new RedisMessageStore(client, { prefix, inboxSize: 3, retentionAge: ttl })
+  const keys = new RedisKeys(prefix)
+  const names = [keys.seq('ann'), keys.inbox('ann'), keys.inboxBytes('ann')]
+  const left = async (): Promise<number[]> => Promise.all(names.map(async (key) => client.pttl(key)))
+  const expiresWithin = async (what: string): Promise<number[]> => {
+    const ttls = await left()
+    for (const [i, pttl] of ttls.entries()) assert.ok(pttl > ttl - 1000 && pttl <= ttl * 1.01, `${what}: ${names[i] ?? ''} has ${pttl} ms left`)
+    return ttls
+  }
+
+  await store.append('ann', message('first'))
+  const [, inboxAfterFirst] = await expiresWithin('a new user')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await store.append('ann', message('second'))
+  const [, inboxAfterSecond] = await expiresWithin('a write while more than retention_age is left')
+  assert.ok((inboxAfterSecond as number) < (inboxAfterFirst as number) - 20, 'no refresh while the keys have more than retention_age left')
+
+  // As if time passed: the keys have less than retention_age left, so the next write refreshes them.
+  for (const key of names) await client.pexpire(key, ttl - 5000)
+  await store.append('ann', message('third'))
+  const refreshed = await expiresWithin('a write once less than retention_age was left')
+  assert.ok(refreshed.every((pttl) => pttl > ttl), `refreshed past retention_age: ${refreshed.join(', ')}`)
+
+  // Trimming rewrites the byte count: it keeps its expiry.
+  await store.append('ann', message('fourth'))
+  assert.equal(await client.xlen(keys.inbox('ann')), 3)
+  await expiresWithin('after a trim')
+
+  // A key evicted or deleted alone comes back with an expiry, though the others are not due.
+  for (const key of names) {
+    await client.del(key)
+    await store.append('ann', message(`after losing ${key}`))
+    await expiresWithin(`after ${key} was lost`)
+  }
+})
+
 test('ack never moves backwards nor past the latest seq', async (t) => {
   const { client, prefix } = await testRedis(t)
   const store = new RedisMessageStore(client, { prefix })
