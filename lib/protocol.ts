@@ -184,19 +184,18 @@ export function encodeWelcome (w: WelcomeFrame): string {
   return JSON.stringify({ type: 'welcome', nodeId: w.nodeId, connectionId: w.connectionId, userId: w.userId, heartbeatMs: w.heartbeatMs, seq: w.seq, epoch: w.epoch, recovered: w.recovered, oldestSeq: w.oldestSeq })
 }
 
-/** Serializes a message frame around its already-serialized payload (no second pass over `data`). */
+/**
+ * Serializes a message frame around its already-serialized payload (no second pass over `data`). The
+ * Redis script that numbers and routes user messages (`SEND_TO_USERS` in redis/inbox-scripts.ts) writes
+ * the same bytes around `messageFromTo`.
+ */
 export function encodeMessage (m: Message): string {
-  const [head, middle, tail] = messageFrameParts(m)
-  return `${head}${m.seq === undefined ? '' : `,"seq":${m.seq}`}${middle}${m.dataJson}${tail}`
+  return `{"type":"message","id":${JSON.stringify(m.id)}${m.seq === undefined ? '' : `,"seq":${m.seq}`}${messageFromTo(m.from, JSON.stringify(m.to))}${m.dataJson},"ts":${m.ts}}`
 }
 
-/**
- * A `message` frame around its two parts that vary: what comes before the optional `,"seq":N`, what
- * comes between it and the payload, and what follows the payload. The Redis script that numbers a
- * message builds its frame from these.
- */
-export function messageFrameParts (m: Pick<Message, 'id' | 'from' | 'to' | 'ts'>): [head: string, middle: string, tail: string] {
-  return [`{"type":"message","id":${JSON.stringify(m.id)}`, `,"from":${JSON.stringify(m.from)},"to":${JSON.stringify(m.to)},"data":`, `,"ts":${m.ts}}`]
+/** The part of a `message` frame between its seq and its payload: `,"from":…,"to":…,"data":`. */
+export function messageFromTo (from: string | null, targetJson: string): string {
+  return `,"from":${JSON.stringify(from)},"to":${targetJson},"data":`
 }
 
 export function encodeAck (id: FrameId): string {

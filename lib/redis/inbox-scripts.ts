@@ -101,9 +101,9 @@ return { string.format('%.0f', seq), string.format('%.0f', prev) }
  * Numbers, stores and routes a batch of user messages in one call (standalone and Sentinel: a script
  * cannot publish to another Cluster slot's channel). Per message, KEYS seq, inbox, ids, bytes,
  * presence of its user; ARGV maxlen, maxbytes, ttl, own node id, node channel prefix, batch channel
- * prefix, origin as JSON, then per message id, from ('' = null), ts, data, idempotent ('1' or ''), the
- * frame before its seq, the frame between seq and data, the frame after data, target as JSON,
- * publishedAt.
+ * prefix, origin as JSON, then per message id (of `A-Z a-z 0-9 . _ : -`: the frame quotes it as it
+ * is), from ('' = null), ts, data, idempotent ('1' or ''), the frame between seq and data
+ * (`,"from":…,"to":…,"data":`), target as JSON, publishedAt. The frame is `encodeMessage`'s.
  *
  * Each message is appended as `wscInboxAppend` does; a failure of one (a key of the wrong type, Redis
  * out of memory) fails that message alone. Then every other node that hosts a recipient gets one
@@ -123,7 +123,7 @@ local out = {}
 local bodies, frames, byNode, nodes = {}, {}, {}, {}
 for i = 1, n do
   local k = (i - 1) * 5 + 1
-  local a = 8 + (i - 1) * 10
+  local a = 8 + (i - 1) * 8
   local ok, seq, prev, duplicate = pcall(append, k, maxlen, maxbytes, ttl, ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4] == '1')
   if not ok then
     out[#out + 1] = '0'
@@ -142,8 +142,8 @@ for i = 1, n do
           if bodies[i] == nil then
             local prevPart = ''
             if prev ~= seq - 1 then prevPart = ',"prevSeq":' .. prevText end
-            bodies[i] = '"target":' .. ARGV[a + 8] .. ',"seq":' .. seqText .. prevPart .. ',"publishedAt":' .. ARGV[a + 9] .. '}'
-            frames[i] = ARGV[a + 5] .. seqText .. ARGV[a + 6] .. ARGV[a + 3] .. ARGV[a + 7]
+            bodies[i] = '"target":' .. ARGV[a + 6] .. ',"seq":' .. seqText .. prevPart .. ',"publishedAt":' .. ARGV[a + 7] .. '}'
+            frames[i] = '{"type":"message","id":"' .. ARGV[a] .. '","seq":' .. seqText .. ARGV[a + 5] .. ARGV[a + 3] .. ',"ts":' .. ARGV[a + 2] .. '}'
           end
           local list = byNode[node]
           if list == nil then

@@ -73,7 +73,6 @@ export class RedisInbox {
     this.bounds = [limits.size, limits.maxBytes ?? Number.MAX_SAFE_INTEGER, limits.retentionAge ?? 0]
   }
 
-  /** Every key of one user that a stream write touches, in the scripts' order. */
   /** The keys a script that adds to the user's stream takes, in the order `inbox-scripts.ts` reads them. */
   streamKeys (userId: string): string[] {
     return [this.keys.seq(userId), this.keys.inbox(userId), this.keys.ids(userId), this.keys.inboxBytes(userId)]

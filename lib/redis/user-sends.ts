@@ -5,7 +5,7 @@
  * `inbox-scripts.ts`), each destination node getting one Pub/Sub message for the whole turn.
  */
 import { asUnavailable } from '../errors.js'
-import { encodeMessage, messageFrameParts, type Message } from '../protocol.js'
+import { encodeMessage, messageFromTo, type Message } from '../protocol.js'
 import type { RoutedEvent } from '../router/router.js'
 import type { StoredMessage } from '../store/message-store.js'
 import { poolIndex } from './command-pool.js'
@@ -93,8 +93,9 @@ export class RedisUserSends {
     const args: Array<string | number> = [...inbox.bounds, this.#options.nodeId(), keys.nodeChannel(''), keys.batchChannel(''), JSON.stringify(this.#options.nodeId())]
     for (const { userId, message, idempotent, publishedAt } of batch) {
       keyList.push(...inbox.streamKeys(userId), keys.presence(userId))
-      const [head, middle, tail] = messageFrameParts(message)
-      args.push(message.id, message.from ?? '', message.ts, message.dataJson, idempotent ? '1' : '', `${head},"seq":`, middle, tail, JSON.stringify(message.to), publishedAt)
+      const target = JSON.stringify(message.to)
+      // The script quotes the id as it is: the sender's ids are UUIDs or of `A-Z a-z 0-9 . _ : -`.
+      args.push(message.id, message.from ?? '', message.ts, message.dataJson, idempotent ? '1' : '', messageFromTo(message.from, target), target, publishedAt)
     }
     inbox.pool.onConnection(index, (client) => runScript(client, 'wscSendToUsers', keyList, args)).then(
       (reply) => this.#settle(batch, reply as string[]),

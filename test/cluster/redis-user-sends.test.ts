@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { encodeMessage } from '../../lib/protocol.js'
 import { decodeChannelMessage } from '../../lib/router/routed-event-codec.js'
 import { waitFor } from '../helper.js'
 import { redisClient, SHARED_REDIS, startNodes, startRedisServer, uniquePrefix } from '../redis-harness.js'
@@ -52,14 +53,17 @@ test('a node that reads no batches (an older version) gets the messages one by o
   const messages: string[] = []
   subscriber.on('message', (_channel: string, message: string) => messages.push(message))
 
-  const results = await Promise.all([0, 1, 2].map((i) => a.app.wsc.sendToUser('olduser', { i })))
+  const from = [null, 'ann', null]
+  const results = await Promise.all([0, 1, 2].map((i) => a.app.wsc.sendToUser('olduser', { i, text: 'quote " and \\ and ü' }, { from: from[i] ?? null })))
   await waitFor(() => messages.length === 3, 5000, 'three messages on the old node channel')
   const decoded = messages.map((message) => decodeChannelMessage(message))
   assert.deepEqual(decoded.map((message) => message !== undefined && 'event' in message && message.event.kind === 'deliver' ? message.event.seq : undefined), results.map((result) => result.seq))
   for (const [i, message] of decoded.entries()) {
     assert.ok(message !== undefined && 'event' in message && message.event.kind === 'deliver')
     assert.equal(message.origin, a.nodeId)
-    assert.deepEqual(JSON.parse(message.event.frame), { type: 'message', id: results[i]?.id, seq: results[i]?.seq, from: null, to: { user: 'olduser' }, data: { i }, ts: JSON.parse(message.event.frame).ts })
+    // The script builds the frame: byte for byte what encodeMessage writes.
+    const { ts } = JSON.parse(message.event.frame) as { ts: number }
+    assert.equal(message.event.frame, encodeMessage({ id: results[i]?.id as string, seq: results[i]?.seq, from: from[i] ?? null, to: { user: 'olduser' }, dataJson: JSON.stringify({ i, text: 'quote " and \\ and ü' }), ts }))
   }
 })
 
