@@ -142,7 +142,7 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
       // Every run, warm-ups too, on stderr: the Redis commands behind the CPU figure show what a change did.
       process.stderr.write(`  ${name}: ${Math.round(figures.perSecond)} msg/s, p50 ${figures.p50.toFixed(2)} ms, p99 ${figures.p99.toFixed(2)} ms; ` +
         `servers ${(nodeCpu * 1e6 / result.received).toFixed(1)} µs CPU per message (all nodes, from /proc); ` +
-        `Redis ${figures.redisCpuMicrosPerMessage.toFixed(1)} µs CPU per message, commands per message (a script's own included; its µs include theirs): ${commandsPerMessage(before!, after, result.received)}\n`)
+        `Redis ${figures.redisCpuMicrosPerMessage.toFixed(1)} µs CPU per message, commands per message (those a script runs counted too; a script's µs are its own, without theirs): ${commandsPerMessage(before!, after, result.received)}\n`)
       return figures
     })
   })
