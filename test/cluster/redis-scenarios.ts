@@ -9,7 +9,15 @@ import { type TestNode } from '../redis-harness.js'
 
 export async function connect (t: TestContext, node: TestNode, userId: string): Promise<TestClient & { connectionId: string }> {
   const client = new TestClient(node.url(`token=${encodeURIComponent(userId)}`))
-  const welcome = await client.next('welcome')
+  let welcome: Frame
+  try {
+    welcome = await client.next('welcome')
+  } catch (err) {
+    // A missing welcome says little alone: whether the upgrade completed and what the node's Redis
+    // connections were doing say where it stalled.
+    const { detail, up } = node.router.status()
+    throw new Error(`${(err as Error).message}: ${userId} on ${node.nodeId}, socket readyState ${client.socket.readyState}, router ${up ? 'up' : 'down'} (${detail})`)
+  }
   assert.equal(welcome.nodeId, node.nodeId)
   t.after(() => client.close())
   return Object.assign(client, { connectionId: String(welcome.connectionId) })
