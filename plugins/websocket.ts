@@ -234,6 +234,8 @@ async function registerWebsocket (fastify: FastifyInstance, opts: WebsocketPlugi
     handler: async (_request, reply) => refuse(reply, 400, 'not a WebSocket upgrade'),
     preValidation: async (request, reply) => {
       if (!isUpgrade(request)) return
+      // A node whose id needs the listen port starts after listen(): wait for it as long as a client would be told to.
+      if (!node.accepting) await node.afterStart(RETRY_AFTER_SECONDS * 1000)
       if (!node.accepting) {
         const reason = node.draining ? 'draining' : 'not ready'
         request.log.warn({ statusCode: 503, reason }, `upgrade refused: ${reason}`)

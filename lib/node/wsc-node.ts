@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import type { WscConfig } from '../config.js'
 import { errorMessage } from '../errors.js'
+import { fulfilsWithin } from '../fulfils-within.js'
 import type { Logger } from '../logger.js'
 import type { MessageStore } from '../store/message-store.js'
 import { CloseCode, encodeJoined, encodeReconnect, encodeWelcome } from '../protocol.js'
@@ -87,6 +88,8 @@ export class WscNode {
   #nodeId = ''
   #heartbeat: NodeJS.Timeout | undefined
   #started = false
+  /** Settles when the start in progress ends, either way; undefined before {@link start}. */
+  #startEnded: Promise<unknown> | undefined
   /** Why {@link start} failed; the node never starts in this process then. */
   #failed: string | undefined
   #closing = false
@@ -157,8 +160,22 @@ export class WscNode {
     }
   }
 
+  /**
+   * Waits, at most `ms`, for a start in progress to end (at once when none is): an upgrade that arrives
+   * between `listen()` and the end of a start made in `onListen` is served rather than refused.
+   */
+  async afterStart (ms: number): Promise<void> {
+    if (this.#startEnded !== undefined && !this.#started && this.#failed === undefined) await fulfilsWithin(this.#startEnded, ms)
+  }
+
   /** Connects the router under this node's identity and starts the heartbeat. */
   async start (address: NodeAddress): Promise<void> {
+    const started = this.#start(address)
+    this.#startEnded = started.catch(() => {})
+    await started
+  }
+
+  async #start (address: NodeAddress): Promise<void> {
     this.#nodeId = address.nodeId
     const context = { hub: this.hub, router: this.#router, observer: this.observers, log: this.#log }
     try {

@@ -39,6 +39,20 @@ test('node identity and the websocket route alone: a one-node service with in-me
   await client.close()
 })
 
+test('an id from the listen port (no node id given) on Redis: an upgrade right after listen() is served, not refused while the node starts', async (t) => {
+  const prefix = uniquePrefix()
+  t.after(() => deletePrefix(SHARED_REDIS, prefix))
+  const app = Fastify({ logger: false })
+  await app.register(nodeIdentity, { nodeIp: '127.0.0.1' })
+  await app.register(redisRouter, { addr: SHARED_REDIS, prefix })
+  await app.register(websocket, { authenticate, path: '/ws' })
+  const url = await listen(t, app)
+  // The node starts in onListen, after listen() resolved: this upgrade arrives while it starts.
+  const client = await TestClient.connect(url('token=alice'))
+  assert.equal(client.welcome?.nodeId, `127.0.0.1-${(app.server.address() as { port: number }).port}`)
+  await client.close()
+})
+
 test('health and metrics on top, with their own paths; metrics without a port open none and expose the registry', async (t) => {
   const app = Fastify({ logger: false })
   await app.register(nodeIdentity, { nodeId: 'probed' })
