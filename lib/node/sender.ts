@@ -44,8 +44,15 @@ export interface SenderOptions {
 
 export class Sender {
   readonly #options: SenderOptions
-  /** Sends that have not settled yet. */
-  readonly #inflight = new Set<Promise<unknown>>()
+  /**
+   * Sends that have not settled yet: a count, not a `Set` of them. A long-lived `Set` that gains and loses
+   * an entry per message keeps every message it ever held alive through young collections (each table it
+   * outgrows links to its successor, and the first one is old), so all of them reached the old generation
+   * (docs/performance.md, step 8).
+   */
+  #inflight = 0
+  /** Called once nothing is in flight. */
+  #whenSettled: Array<() => void> = []
   /** The router's one-step path for user messages, when it shares a backend with the store. */
   readonly #storeAndRoute: StoreAndRoute | undefined
 
@@ -56,7 +63,7 @@ export class Sender {
 
   /** Resolves once every send in flight settled (none can start once the node is closing). */
   async settle (): Promise<void> {
-    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight])
+    if (this.#inflight > 0) await new Promise<void>((resolve) => this.#whenSettled.push(resolve))
   }
 
   /** Numbers, stores and delivers a message to every device of the user on any node. */
@@ -146,15 +153,22 @@ export class Sender {
   }
 
   #track (target: TargetKind, send: Promise<SendResult>): Promise<SendResult> {
-    this.#inflight.add(send)
+    this.#inflight++
     return send.then((result) => {
-      this.#inflight.delete(send)
+      this.#settled()
       this.#options.observer.messageSent(target)
       return result
     }, (err: unknown) => {
-      this.#inflight.delete(send)
+      this.#settled()
       throw err
     })
+  }
+
+  #settled (): void {
+    if (--this.#inflight > 0 || this.#whenSettled.length === 0) return
+    const waiting = this.#whenSettled
+    this.#whenSettled = []
+    for (const resolve of waiting) resolve()
   }
 }
 

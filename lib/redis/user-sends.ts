@@ -43,8 +43,14 @@ export interface RedisUserSendsOptions {
 /** The sends of one turn, gathered per pool connection, each connection's in one script call (or a few). */
 export class RedisUserSends {
   readonly #options: RedisUserSendsOptions
-  /** Sends waiting for the end of this turn, by pool connection. */
-  readonly #waiting = new Map<number, PendingSend[]>()
+  /**
+   * Sends waiting for the end of this turn, by pool connection index: a new array each turn, not a `Map`.
+   * A long-lived `Map` cleared every turn links each cleared table to the next one, the first of them is
+   * old, and through that chain every turn's sends (payloads, ids, frames) survived young collections
+   * and filled the old generation: a scavenge copied about 2 KB per message and took 6–7 ms
+   * (docs/performance.md, step 8).
+   */
+  #waiting: Array<PendingSend[] | undefined> = []
   #scheduled = false
 
   constructor (options: RedisUserSendsOptions) {
@@ -56,8 +62,8 @@ export class RedisUserSends {
     return new Promise((resolve, reject) => {
       const index = poolIndex(userId, this.#options.inbox.pool.size)
       const send: PendingSend = { userId, message, idempotent: options.idempotent, publishedAt: options.publishedAt, resolve, reject }
-      const queue = this.#waiting.get(index)
-      if (queue === undefined) this.#waiting.set(index, [send])
+      const queue = this.#waiting[index]
+      if (queue === undefined) this.#waiting[index] = [send]
       else queue.push(send)
       if (!this.#scheduled) {
         this.#scheduled = true
@@ -68,7 +74,11 @@ export class RedisUserSends {
 
   #flush (): void {
     this.#scheduled = false
-    for (const [index, queue] of this.#waiting) {
+    const waiting = this.#waiting
+    this.#waiting = []
+    for (let index = 0; index < waiting.length; index++) {
+      const queue = waiting[index]
+      if (queue === undefined) continue
       let batch: PendingSend[] = []
       let bytes = 0
       for (const send of queue) {
@@ -82,7 +92,6 @@ export class RedisUserSends {
       }
       this.#run(index, batch)
     }
-    this.#waiting.clear()
   }
 
   /** One script call for a batch, on its connection (calls on one connection run in the order issued). */
