@@ -40,8 +40,20 @@ test('Redis stopped: /ready answers 503 naming the router within the probe perio
   assert.equal(node.child.exitCode, null, 'the node was not restarted')
 
   // The restarted Redis is empty: the node registered again, republished its presence, and delivers.
+  // Within two heartbeats: a recovery write that fails (a connection that drops again while Redis warms
+  // up) is made good by the next heartbeat, which re-registers and republishes (docs/redis.md, "Every heartbeat").
   const db = redisClient(t, redis.addr)
-  await waitFor(async () => await db.get('wsc:nodes:node-a') !== null && Object.values(await db.hgetall('wsc:presence:{ann}')).includes('node-a'), PROBE_PERIOD_MS, 'the node to register again')
+  let found = ''
+  await waitFor(async () => {
+    const entry = await db.get('wsc:nodes:node-a')
+    const presence = await db.hgetall('wsc:presence:{ann}')
+    found = `wsc:nodes:node-a ${entry === null ? 'missing' : 'present'}, ann's presence ${JSON.stringify(presence)}`
+    return entry !== null && Object.values(presence).includes('node-a')
+  }, 2 * PROBE_PERIOD_MS, 'the node to register again').catch((err: Error) => {
+    // Says what was there and what the router logged (it failed once in CI, not reproduced since).
+    const routerLines = node.logs.filter((line) => String(line.msg ?? '').startsWith('redis router')).map((line) => `${String(line.level)} ${String(line.msg)}`)
+    throw new Error(`${err.message}: ${found}; router log: ${routerLines.join(' | ') || 'nothing'}`)
+  })
   const sent = await sendToUser(node, 'ann', 'after the outage')
   assert.ok(sent.ok)
   const message = await client.next('message')
