@@ -9,7 +9,7 @@
 import Fastify from 'fastify'
 import wsc, { loadConfig } from 'fastify-wsc'
 import { constants, PerformanceObserver } from 'node:perf_hooks'
-import { percentile } from './harness.js'
+import { now, paced, percentile } from './harness.js'
 import { withBenchRedis } from './scenario.js'
 
 const MESSAGES = 30_000
@@ -44,15 +44,11 @@ await withBenchRedis(async (redis) => {
   try {
     const run = async (): Promise<number[]> => {
       const latencies: number[] = []
-      let next = 0
-      await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-        while (next < MESSAGES) {
-          const i = next++
-          const at = performance.now()
-          await app.wsc.sendToUser(users[i % USERS] as string, { i, t: Date.now(), pad })
-          latencies.push(performance.now() - at)
-        }
-      }))
+      await paced(MESSAGES, { maxInFlight: IN_FLIGHT }, async (i) => {
+        const at = now()
+        await app.wsc.sendToUser(users[i % USERS] as string, { i, t: Date.now(), pad })
+        latencies.push(now() - at)
+      })
       return latencies.sort((a, b) => a - b)
     }
     await run()

@@ -40,8 +40,8 @@ test('Redis stopped: /ready answers 503 naming the router within the probe perio
   assert.equal(node.child.exitCode, null, 'the node was not restarted')
 
   // The restarted Redis is empty: the node registered again, republished its presence, and delivers.
-  // Within two heartbeats: a recovery write that fails (a connection that drops again while Redis warms
-  // up) is made good by the next heartbeat, which re-registers and republishes (docs/redis.md, "Every heartbeat").
+  // Within two heartbeats: a recovery write that fails is made good by the next heartbeat, which
+  // re-registers and republishes (docs/redis.md, "Every heartbeat").
   const db = redisClient(t, redis.addr)
   let found = ''
   await waitFor(async () => {
