@@ -41,9 +41,13 @@ function streamPair (): { client: ClientWire, server: Duplex } {
       setImmediate(() => other()?.push(null))
       callback()
     },
+    // After the writes already under way, as TCP delivers what was sent before a reset: a refused
+    // upgrade's answer (written, then the socket destroyed) reaches the client.
     destroy (err, callback) {
-      const peer = other()
-      if (peer !== undefined && !peer.destroyed) peer.destroy()
+      setImmediate(() => {
+        const peer = other()
+        if (peer !== undefined && !peer.destroyed) peer.destroy()
+      })
       callback(err)
     }
   })
