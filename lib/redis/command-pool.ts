@@ -5,7 +5,6 @@
 import type { Cluster, Redis } from 'ioredis'
 import { OptionError, UnavailableError } from '../errors.js'
 import { describeRedisError, isRefusal, notReadyError, redisEndpoint, type RedisFailure } from './connection-errors.js'
-import { defineScripts } from './scripts.js'
 
 /** A command client: standalone/Sentinel `Redis` or `Cluster`. */
 export type RedisClient = Redis | Cluster
@@ -206,7 +205,6 @@ export class RedisCommandPool {
   constructor (clients: readonly RedisClient[], options: RedisCommandPoolOptions = {}) {
     if (clients.length === 0) throw new OptionError('clients', 'a Redis command pool needs at least one client')
     this.clients = [...clients]
-    for (const client of this.clients) defineScripts(client)
     this.minReady = Math.min(Math.max(1, options.minReady ?? 1), clients.length)
     const connectTimeout = options.connectTimeout ?? 10_000
     this.#connections = this.clients.map((client, index) => new PoolConnection(client, index, connectTimeout))

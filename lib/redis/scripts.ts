@@ -1,7 +1,10 @@
 /**
- * Every Lua script fastify-wsc runs on Redis, and the one way they are loaded: ioredis `defineCommand`
- * on each command connection (EVALSHA, with EVAL on NOSCRIPT), run through {@link runScript}.
+ * Every Lua script fastify-wsc runs on Redis, and the one way they are run: {@link runScript}, which
+ * sends a script's source (`EVAL`) the first time on each socket and its SHA1 (`EVALSHA`) after, as ioredis
+ * `defineCommand` does, and sends the source again on `NOSCRIPT`.
  */
+import { createHash } from 'node:crypto'
+import { Cluster, Command, Redis } from 'ioredis'
 import type { RedisClient } from './command-pool.js'
 import { INBOX_ACK, INBOX_APPEND, INBOX_CACHE, INBOX_HEAD, INBOX_WINDOW, SEND_TO_USERS } from './inbox-scripts.js'
 
@@ -56,32 +59,85 @@ end
 return published`
 
 const SCRIPTS = {
-  wscReapPresence: { numberOfKeys: 1, lua: REAP_PRESENCE },
-  wscClaimDeadNode: { numberOfKeys: 1, lua: CLAIM_DEAD_NODE },
-  wscReleaseDeadNode: { numberOfKeys: 1, lua: RELEASE_DEAD_NODE },
-  wscRouteToUser: { numberOfKeys: 1, lua: ROUTE_TO_USER },
-  wscInboxAppend: { numberOfKeys: 4, lua: INBOX_APPEND },
-  wscSendToUsers: { numberOfKeys: undefined, lua: SEND_TO_USERS },
-  wscInboxCache: { numberOfKeys: 4, lua: INBOX_CACHE },
-  wscInboxHead: { numberOfKeys: 2, lua: INBOX_HEAD },
-  wscInboxWindow: { numberOfKeys: 2, lua: INBOX_WINDOW },
-  wscInboxAck: { numberOfKeys: 2, lua: INBOX_ACK }
+  wscReapPresence: { lua: REAP_PRESENCE },
+  wscClaimDeadNode: { lua: CLAIM_DEAD_NODE },
+  wscReleaseDeadNode: { lua: RELEASE_DEAD_NODE },
+  wscRouteToUser: { lua: ROUTE_TO_USER },
+  wscInboxAppend: { lua: INBOX_APPEND },
+  wscSendToUsers: { lua: SEND_TO_USERS },
+  wscInboxCache: { lua: INBOX_CACHE },
+  wscInboxHead: { lua: INBOX_HEAD },
+  wscInboxWindow: { lua: INBOX_WINDOW },
+  wscInboxAck: { lua: INBOX_ACK }
 } as const
 
 export type ScriptName = keyof typeof SCRIPTS
 
-type ScriptCaller = (...args: Array<string | number>) => Promise<unknown>
+interface LoadedScript {
+  name: ScriptName
+  lua: string
+  sha: string
+  /** Sockets that have run the script's source since they connected: the script is in that Redis's cache. */
+  loadedOn: WeakSet<object>
+}
 
-/** Defines every script on a client (once; a client shared with another pool keeps its definitions). */
-export function defineScripts (client: RedisClient): void {
-  const commands = client as unknown as Record<string, unknown>
-  for (const [name, script] of Object.entries(SCRIPTS)) {
-    if (typeof commands[name] !== 'function') client.defineCommand(name, script)
+const LOADED = new Map<ScriptName, LoadedScript>(Object.entries(SCRIPTS).map(([name, { lua }]) => [name as ScriptName, {
+  name: name as ScriptName, lua, sha: createHash('sha1').update(lua).digest('hex'), loadedOn: new WeakSet()
+}]))
+
+/**
+ * One script call. Which socket it goes to is known only when ioredis writes it (a Cluster picks the
+ * node then), so that is where it becomes `EVAL` or `EVALSHA`, as in ioredis's `defineCommand`. Unlike
+ * that one, it puts no closure on `reject` per call: a call's command, its arguments and every send
+ * waiting on it then survived young collections at low rates, about 3.6 KB per message promoted on a
+ * node at 2,000 messages/s (docs/performance.md, step 9).
+ */
+class ScriptCommand extends Command {
+  readonly #script: LoadedScript
+  /** The socket the command was last written to: a `NOSCRIPT` from there means its Redis lost the script. */
+  socket: object | undefined
+
+  constructor (script: LoadedScript, keys: readonly string[], args: ReadonlyArray<string | number>, keyPrefix: string | undefined) {
+    super('evalsha', [script.sha, keys.length, ...keys, ...args], { keyPrefix, replyEncoding: 'utf8' })
+    this.#script = script
+  }
+
+  override toWritable (socket: object): string | Buffer {
+    this.socket = socket
+    if (!this.#script.loadedOn.has(socket)) {
+      this.#script.loadedOn.add(socket)
+      this.name = 'eval'
+      this.args[0] = this.#script.lua
+    } else if (this.name === 'eval') {
+      this.name = 'evalsha'
+      this.args[0] = this.#script.sha
+    }
+    return super.toWritable(socket)
   }
 }
 
-/** Runs a script defined by {@link defineScripts}: its keys first (counted when the script takes any number), then its arguments. */
+type ScriptCaller = (...args: Array<string | number>) => Promise<unknown>
+
+/**
+ * Runs a script with its keys (prefixed by the client's `keyPrefix`, if it has one) and arguments. A
+ * client from another copy of ioredis (an app's own) may not take this copy's commands: the script is
+ * defined on it with its own `defineCommand` instead, once.
+ */
 export function runScript (client: RedisClient, name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number> = []): Promise<unknown> {
-  const call = (client as unknown as Record<ScriptName, ScriptCaller>)[name]
-  return SCRIPTS[name].numberOfKeys === undefined ? call.call(client, keys.length, ...keys, ...args) : call.call(client, ...keys, ...args)
+  const script = LOADED.get(name) as LoadedScript
+  if (!(client instanceof Redis || client instanceof Cluster)) return runDefined(client, script, keys, args)
+  const keyPrefix = client.options.keyPrefix
+  const command = new ScriptCommand(script, keys, args, keyPrefix)
+  return (client.sendCommand(command) as Promise<unknown>).catch((err: unknown) => {
+    if (!(err instanceof Error) || !err.message.includes('NOSCRIPT') || command.socket === undefined) throw err
+    // Its Redis restarted or flushed its scripts: the next write to that socket sends the source.
+    script.loadedOn.delete(command.socket)
+    return client.sendCommand(new ScriptCommand(script, keys, args, keyPrefix))
+  })
+}
+
+function runDefined (client: RedisClient, script: LoadedScript, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  const commands = client as unknown as Record<string, unknown>
+  if (typeof commands[script.name] !== 'function') client.defineCommand(script.name, { lua: script.lua })
+  return (commands[script.name] as ScriptCaller).call(client, keys.length, ...keys, ...args)
 }
