@@ -4,7 +4,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { now } from './harness.js'
+import { now, type BenchProcess } from './harness.js'
 import type { Row } from './results.js'
 import { counted, withBenchRedis, withProcesses, type Scenario } from './scenario.js'
 
@@ -57,6 +57,16 @@ function noteProfileWindow (name: string, startUs: number, endUs: number): void 
   // The profiles themselves are written as the processes exit, after the first run ended.
   mkdirSync(dir, { recursive: true })
   appendFileSync(join(dir, 'windows.jsonl'), JSON.stringify({ name, startUs, endUs }) + '\n')
+}
+
+/**
+ * With BENCH_ALLOC_PROF and BENCH_ALLOC_RUN=text, starts or stops (SIGUSR2, bench/alloc-sampling.ts) the
+ * allocation sampling of every node while a run whose name contains text is measured.
+ */
+function toggleAllocSampling (name: string, nodes: BenchProcess[]): void {
+  const run = process.env.BENCH_ALLOC_RUN
+  if (process.env.BENCH_ALLOC_PROF === undefined || run === undefined || !name.includes(run)) return
+  for (const node of nodes) node.child.kill('SIGUSR2')
 }
 
 interface RedisUsage {
@@ -122,12 +132,14 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
       const result = await counted(receivers, total, name, async () => {
         before = await redisUsage(redis.client)
         nodeCpuBefore = nodeProcesses.reduce((sum, server) => sum + server.cpuSeconds(), 0)
+        toggleAllocSampling(name, nodeProcesses)
         startedAt = now()
         startUs = monotonicMicros()
         if (load === 'publish') await publishers.call('publish', { targets, count: total, ratePerSecond, inFlight, size: SIZE })
         else await Promise.all(nodeProcesses.map(async (server, n) => server.call('sendToUsers', { users: targets[n], count: total / nodes, ratePerSecond: ratePerSecond / nodes, inFlight, size: SIZE })))
       })
       const seconds = (now() - startedAt) / 1000
+      toggleAllocSampling(name, nodeProcesses)
       noteProfileWindow(name, startUs, monotonicMicros())
       const nodeCpu = nodeProcesses.reduce((sum, server) => sum + server.cpuSeconds(), 0) - nodeCpuBefore
       const after = await redisUsage(redis.client)
