@@ -88,9 +88,9 @@ const LOADED = new Map<ScriptName, LoadedScript>(Object.entries(SCRIPTS).map(([n
 /**
  * One script call. Which socket it goes to is known only when ioredis writes it (a Cluster picks the
  * node then), so that is where it becomes `EVAL` or `EVALSHA`, as in ioredis's `defineCommand`. Unlike
- * that one, it puts no closure on `reject` per call: a call's command, its arguments and every send
- * waiting on it then survived young collections at low rates, about 3.6 KB per message promoted on a
- * node at 2,000 messages/s (docs/performance.md, step 9).
+ * that one, it puts no closure on `reject` per call: with that closure a call's command, its arguments
+ * and every send waiting on it survived young collections, about 3.6 KB per message on a node at 2,000
+ * messages/s (docs/performance.md, step 9).
  */
 class ScriptCommand extends Command {
   readonly #script: LoadedScript
@@ -130,7 +130,7 @@ export function runScript (client: RedisClient, name: ScriptName, keys: readonly
   const command = new ScriptCommand(script, keys, args, keyPrefix)
   return (client.sendCommand(command) as Promise<unknown>).catch((err: unknown) => {
     if (!(err instanceof Error) || !err.message.includes('NOSCRIPT') || command.socket === undefined) throw err
-    // Its Redis restarted or flushed its scripts: the next write to that socket sends the source.
+    // Its Redis lost its scripts (SCRIPT FLUSH) while the socket stayed up: the next write to that socket sends the source.
     script.loadedOn.delete(command.socket)
     return client.sendCommand(new ScriptCommand(script, keys, args, keyPrefix))
   })
