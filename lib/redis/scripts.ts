@@ -97,8 +97,9 @@ class ScriptCommand extends Command {
   /** The socket the command was last written to: a `NOSCRIPT` from there means its Redis lost the script. */
   socket: object | undefined
 
-  constructor (script: LoadedScript, keys: readonly string[], args: ReadonlyArray<string | number>, keyPrefix: string | undefined) {
-    super('evalsha', [script.sha, keys.length, ...keys, ...args], { keyPrefix, replyEncoding: 'utf8' })
+  constructor (script: LoadedScript, keys: readonly string[], args: ReadonlyArray<string | number>) {
+    // No keyPrefix: the clients are ours, or an app's that adoptRedisClient checked has none.
+    super('evalsha', [script.sha, keys.length, ...keys, ...args], { replyEncoding: 'utf8' })
     this.#script = script
   }
 
@@ -119,20 +120,18 @@ class ScriptCommand extends Command {
 type ScriptCaller = (...args: Array<string | number>) => Promise<unknown>
 
 /**
- * Runs a script with its keys (prefixed by the client's `keyPrefix`, if it has one) and arguments. A
- * client from another copy of ioredis (an app's own) may not take this copy's commands: the script is
- * defined on it with its own `defineCommand` instead, once.
+ * Runs a script with its keys and arguments. A client from another copy of ioredis (an app's own) may
+ * not take this copy's commands: the script is defined on it with its own `defineCommand` instead, once.
  */
 export function runScript (client: RedisClient, name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number> = []): Promise<unknown> {
   const script = LOADED.get(name) as LoadedScript
   if (!(client instanceof Redis || client instanceof Cluster)) return runDefined(client, script, keys, args)
-  const keyPrefix = client.options.keyPrefix
-  const command = new ScriptCommand(script, keys, args, keyPrefix)
+  const command = new ScriptCommand(script, keys, args)
   return (client.sendCommand(command) as Promise<unknown>).catch((err: unknown) => {
     if (!(err instanceof Error) || !err.message.includes('NOSCRIPT') || command.socket === undefined) throw err
     // Its Redis lost its scripts (SCRIPT FLUSH) while the socket stayed up: the next write to that socket sends the source.
     script.loadedOn.delete(command.socket)
-    return client.sendCommand(new ScriptCommand(script, keys, args, keyPrefix))
+    return client.sendCommand(new ScriptCommand(script, keys, args))
   })
 }
 
