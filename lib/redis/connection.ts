@@ -105,6 +105,11 @@ export function openRedisConnections (config: RedisConfig, options: RedisConnect
     const clusterOptions = (name: string, sharded: boolean): ClusterOptions => ({
       clusterRetryStrategy: reconnectDelay,
       enableOfflineQueue: sharded,
+      // ioredis's ready check sends CLUSTER INFO to a random master as soon as the slots are known;
+      // without an offline queue it is refused while that master's connection is still being made, and
+      // the client starts over after a back-off: seen taking more than 9 s, over and over. The pool's own
+      // gate (connectedToEveryMaster in command-pool.ts) waits for every master's connection instead.
+      enableReadyCheck: sharded,
       shardedSubscribers: sharded,
       // Command clients connect to each master as soon as they learn of it: a connection made lazily, on
       // the first command, lets the commands that follow go elsewhere and overtake it (no offline queue).
