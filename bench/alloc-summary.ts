@@ -4,6 +4,7 @@
 // bytes are those of objects that survived a young collection: what reached the old generation.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { where } from './source-names.js'
 
 interface ProfileNode {
   callFrame: { functionName: string, url: string, lineNumber: number }
@@ -15,10 +16,9 @@ const [dir] = process.argv.slice(2).filter((arg) => !arg.startsWith('--'))
 if (dir === undefined) throw new Error('usage: npx tsx bench/alloc-summary.ts <dir> [--top=N]')
 const top = Number(process.argv.find((arg) => arg.startsWith('--top='))?.slice(6) ?? 12)
 
-/** `name file:line`, with the path shortened to the package or to the project's own file. */
+/** `name file:line`, the file named as profile-summary.ts names it. */
 function frame ({ functionName, url, lineNumber }: ProfileNode['callFrame']): string {
-  const file = url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*?\/(dist|bench|lib)\//, '$1/')
-  return `${functionName === '' ? '(anonymous)' : functionName} ${file}:${lineNumber + 1}`
+  return `${functionName === '' ? '(anonymous)' : functionName} ${where(url)}:${lineNumber + 1}`
 }
 
 for (const file of readdirSync(dir).filter((name) => name.endsWith('.heapprofile')).sort()) {

@@ -5,6 +5,7 @@
 // contains TEXT (e.g. "fastify-wsc, 3 nodes, publish at saturation"), from DIR/windows.jsonl.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { where } from './source-names.js'
 
 interface ProfileNode {
   id: number
@@ -34,15 +35,6 @@ if (windows?.length === 0) throw new Error(`no measured run in ${dir}/windows.js
 if (windows !== undefined) console.log(`runs: ${windows.map((w) => `${w.name} (${((w.endUs - w.startUs) / 1e6).toFixed(1)} s)`).join('; ')}`)
 const inWindow = (us: number): boolean => windows === undefined || windows.some((w) => us >= w.startUs && us <= w.endUs)
 const NOT_RUNNING = new Set(['(idle)'])
-
-/** A source file shortened to what names it: the package under node_modules, or the path in the repo. */
-function where (url: string): string {
-  if (url === '') return '(native)'
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
-  if (pkg !== null) return pkg[1] as string
-  const own = /\/((?:bench|lib|plugins|dist)\/.*)$/.exec(url)
-  return own?.[1] ?? url.replace(/^file:\/\//, '')
-}
 
 function ranked (times: Map<string, number>, total: number): string[] {
   return [...times].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, us]) => `    ${(us / 1000).toFixed(0).padStart(7)} ms ${((us / total) * 100).toFixed(1).padStart(5)} %  ${name}`)
