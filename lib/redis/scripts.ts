@@ -59,16 +59,16 @@ end
 return published`
 
 const SCRIPTS = {
-  wscReapPresence: { lua: REAP_PRESENCE },
-  wscClaimDeadNode: { lua: CLAIM_DEAD_NODE },
-  wscReleaseDeadNode: { lua: RELEASE_DEAD_NODE },
-  wscRouteToUser: { lua: ROUTE_TO_USER },
-  wscInboxAppend: { lua: INBOX_APPEND },
-  wscSendToUsers: { lua: SEND_TO_USERS },
-  wscInboxCache: { lua: INBOX_CACHE },
-  wscInboxHead: { lua: INBOX_HEAD },
-  wscInboxWindow: { lua: INBOX_WINDOW },
-  wscInboxAck: { lua: INBOX_ACK }
+  wscReapPresence: REAP_PRESENCE,
+  wscClaimDeadNode: CLAIM_DEAD_NODE,
+  wscReleaseDeadNode: RELEASE_DEAD_NODE,
+  wscRouteToUser: ROUTE_TO_USER,
+  wscInboxAppend: INBOX_APPEND,
+  wscSendToUsers: SEND_TO_USERS,
+  wscInboxCache: INBOX_CACHE,
+  wscInboxHead: INBOX_HEAD,
+  wscInboxWindow: INBOX_WINDOW,
+  wscInboxAck: INBOX_ACK
 } as const
 
 export type ScriptName = keyof typeof SCRIPTS
@@ -81,7 +81,7 @@ interface LoadedScript {
   loadedOn: WeakSet<object>
 }
 
-const LOADED = new Map<ScriptName, LoadedScript>(Object.entries(SCRIPTS).map(([name, { lua }]) => [name as ScriptName, {
+const LOADED = new Map<ScriptName, LoadedScript>(Object.entries(SCRIPTS).map(([name, lua]) => [name as ScriptName, {
   name: name as ScriptName, lua, sha: createHash('sha1').update(lua).digest('hex'), loadedOn: new WeakSet()
 }]))
 
