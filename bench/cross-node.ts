@@ -100,15 +100,30 @@ function commandsPerMessage (before: RedisUsage, after: RedisUsage, messages: nu
 }
 
 /**
+ * With BENCH_STALLS=1, a process of its own (bench/stall-detector.ts) notes, during each paced run, every
+ * wake-up of a 1 ms timer more than 2 ms late: when every core was busy elsewhere. Set beside the run's
+ * slowest 1 % of messages, it shows whether the p99 is the machine's stalls.
+ */
+const WATCH_STALLS = process.env.BENCH_STALLS === '1'
+
+/** One line for stderr: the run's late wake-ups, and how many of its slowest messages were in flight during one. */
+function describeStalls (stalls: Array<[number, number]>, slowest: Array<[number, number]>): string {
+  const duringOne = slowest.filter(([sentAt, latency]) => stalls.some(([due, late]) => due < sentAt + latency && due + late > sentAt)).length
+  const worst = stalls.reduce((most, [, late]) => Math.max(most, late), 0)
+  return `a 1 ms timer in an idle process woke more than 2 ms late ${stalls.length} times (${stalls.filter(([, late]) => late > 5).length} more than 5 ms, at worst ${worst.toFixed(1)} ms); ` +
+    `${duringOne} of the ${slowest.length} slowest messages (at or above the p99) were in flight during one`
+}
+
+/**
  * `nodes` servers of `system` on one Redis, USERS receiving clients spread evenly over them (one user
  * each) and one publishing connection per node, in a load generator of its own. `body` measures runs.
  */
 async function withTopology<T> (system: System, redis: { addr: string, client: Redis }, nodes: number, body: (measure: Measure) => Promise<T>): Promise<T> {
   await redis.client.flushall()
   const servers = Array.from({ length: nodes }, (_, i): [string, Record<string, string>] => [system.server, { REDIS_ADDR: redis.addr, BENCH_NODE_ID: `bench-${i}` }])
-  return withProcesses([...servers, [system.clients], [system.clients]], async (processes) => {
+  return withProcesses([...servers, [system.clients], [system.clients], ...(WATCH_STALLS ? [['stall-detector.ts'] as [string]] : [])], async (processes) => {
     const nodeProcesses = processes.slice(0, nodes)
-    const [receivers, publishers] = processes.slice(nodes) as [typeof processes[0], typeof processes[0]]
+    const [receivers, publishers, stallDetector] = processes.slice(nodes) as [typeof processes[0], typeof processes[0], typeof processes[0] | undefined]
     const bases = (await Promise.all(nodeProcesses.map((server) => server.call<number>('listen')))).map((port) => `ws://127.0.0.1:${port}/ws`)
     const perNode = Math.floor(USERS / nodes)
     const usersOn: string[][] = []
@@ -129,7 +144,9 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
       let startedAt = 0
       let startUs = 0
       const name = `${system.name}, ${nodes} nodes, ${what}`
+      const detector = ratePerSecond > 0 ? stallDetector : undefined
       const result = await counted(receivers, total, name, async () => {
+        await detector?.call('start')
         before = await redisUsage(redis.client)
         nodeCpuBefore = nodeProcesses.reduce((sum, server) => sum + server.cpuSeconds(), 0)
         toggleAllocSampling(name, nodeProcesses)
@@ -137,7 +154,8 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
         startUs = monotonicMicros()
         if (load === 'publish') await publishers.call('publish', { targets, count: total, ratePerSecond, inFlight, size: SIZE })
         else await Promise.all(nodeProcesses.map(async (server, n) => server.call('sendToUsers', { users: targets[n], count: total / nodes, ratePerSecond: ratePerSecond / nodes, inFlight, size: SIZE })))
-      })
+      }, { slowest: detector !== undefined })
+      const stalls = await detector?.call<Array<[number, number]>>('stop')
       const seconds = (now() - startedAt) / 1000
       toggleAllocSampling(name, nodeProcesses)
       noteProfileWindow(name, startUs, monotonicMicros())
@@ -154,7 +172,8 @@ async function withTopology<T> (system: System, redis: { addr: string, client: R
       // Every run, warm-ups too, on stderr: the Redis commands behind the CPU figure show what a change did.
       process.stderr.write(`  ${name}: ${Math.round(figures.perSecond)} msg/s, p50 ${figures.p50.toFixed(2)} ms, p99 ${figures.p99.toFixed(2)} ms; ` +
         `servers ${(nodeCpu * 1e6 / result.received).toFixed(1)} µs CPU per message (all nodes, from /proc); ` +
-        `Redis ${figures.redisCpuMicrosPerMessage.toFixed(1)} µs CPU per message, commands per message (those a script runs counted too; a script's µs are its own, without theirs): ${commandsPerMessage(before!, after, result.received)}\n`)
+        `Redis ${figures.redisCpuMicrosPerMessage.toFixed(1)} µs CPU per message, commands per message (those a script runs counted too; a script's µs are its own, without theirs): ${commandsPerMessage(before!, after, result.received)}` +
+        `${stalls === undefined ? '' : `; ${describeStalls(stalls, result.slowest ?? [])}`}\n`)
       return figures
     })
   })

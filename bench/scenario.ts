@@ -25,16 +25,24 @@ export async function withProcesses<T> (files: Array<[string, Record<string, str
   }
 }
 
-export interface CountResult { received: number, ms: number, p50: number, p99: number, samples: number }
+export interface CountResult {
+  received: number
+  ms: number
+  p50: number
+  p99: number
+  samples: number
+  /** With `slowest`: the samples at or above the p99, each as [sent at (epoch ms), latency (ms)]. */
+  slowest?: Array<[number, number]>
+}
 
 /**
  * Counts `total` messages at the load generator around `send`: the count is armed (and acknowledged)
  * before the first send, and awaited after the last. Throws when fewer arrived, warm-ups included.
  */
-export async function counted (clients: BenchProcess, total: number, what: string, send: () => Promise<unknown>): Promise<CountResult> {
+export async function counted (clients: BenchProcess, total: number, what: string, send: () => Promise<unknown>, options: { slowest?: boolean } = {}): Promise<CountResult> {
   await clients.call('arm', { total })
   await send()
-  const result = await clients.call<CountResult>('wait', {})
+  const result = await clients.call<CountResult>('wait', { slowest: options.slowest === true })
   if (result.received < total) throw new Error(`${what}: ${result.received} of ${total} messages arrived`)
   return result
 }

@@ -7,6 +7,8 @@ let target = Infinity
 let firstAt = 0
 let lastAt = 0
 let latencies: number[] = []
+/** When the message of each latency sample was sent (epoch ms), by the same index. */
+let sentAts: number[] = []
 let done: (() => void) | undefined
 let finished: Promise<void> | undefined
 /** Messages that arrived while no count was armed: a run that started before its count did. */
@@ -22,7 +24,10 @@ export function countMessage (sentAt: number | undefined): void {
   if (received === 0) firstAt = at
   received++
   lastAt = at
-  if (sentAt !== undefined) latencies.push(at - sentAt)
+  if (sentAt !== undefined) {
+    latencies.push(at - sentAt)
+    sentAts.push(sentAt)
+  }
   if (received >= target) done?.()
 }
 
@@ -66,18 +71,25 @@ export function serveLoad (openOne: OpenOne, openPublisher: OpenPublisher, close
       if (finished !== undefined) throw new Error('a count is already armed')
       received = 0
       latencies = []
+      sentAts = []
       target = Number(total)
       finished = new Promise<void>((resolve) => { done = resolve })
       return { unarmed }
     },
-    /** Resolves once the armed count is reached, or after `timeoutMs` with what did arrive; disarms. */
-    wait: async ({ timeoutMs }) => {
+    /**
+     * Resolves once the armed count is reached, or after `timeoutMs` with what did arrive; disarms. With
+     * `slowest`, also the samples at or above the p99, each as [sent at (epoch ms), latency (ms)].
+     */
+    wait: async ({ timeoutMs, slowest }) => {
       if (finished === undefined) throw new Error('wait without arm')
       await fulfilsWithin(finished, Number(timeoutMs ?? 120_000))
       finished = undefined
       done = undefined
-      const sorted = latencies.sort((a, b) => a - b)
-      return { received, unarmed, ms: lastAt - firstAt, p50: percentile(sorted, 50), p99: percentile(sorted, 99), samples: sorted.length }
+      const sorted = [...latencies].sort((a, b) => a - b)
+      const p99 = percentile(sorted, 99)
+      const result = { received, unarmed, ms: lastAt - firstAt, p50: percentile(sorted, 50), p99, samples: sorted.length }
+      if (slowest !== true) return result
+      return { ...result, slowest: latencies.flatMap((latency, i) => latency >= p99 ? [[sentAts[i], latency]] : []) }
     },
     /** Opens one publishing connection to each of `bases` (users `<userPrefix><index>`). */
     openPublishers: async ({ bases, userPrefix }) => {
