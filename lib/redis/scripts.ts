@@ -89,8 +89,8 @@ const LOADED = new Map<ScriptName, LoadedScript>(Object.entries(SCRIPTS).map(([n
  * One script call. Which socket it goes to is known only when ioredis writes it (a Cluster picks the
  * node then), so that is where it becomes `EVAL` or `EVALSHA`, as in ioredis's `defineCommand`. Unlike
  * that one, it puts no closure on `reject` per call: with that closure a call's command, its arguments
- * and every send waiting on it survived young collections, about 3.6 KB per message on a node at 2,000
- * messages/s (docs/performance.md, step 9).
+ * and every send waiting on it survived young collections (a node sampled 4.7–5.3 MB of survivors during
+ * a run at 2,000 messages/s, 1.0–2.6 MB without it: docs/performance.md, step 9).
  */
 class ScriptCommand extends Command {
   readonly #script: LoadedScript
