@@ -56,6 +56,11 @@ test('a master killed during user traffic between two nodes: its replica takes o
       await new Promise((resolve) => setTimeout(resolve, 10))
     }
   }))
+  // A failed assertion must not leave the senders looping: their timers would keep this file's process alive.
+  t.after(async () => {
+    traffic.sending = false
+    await senders
+  })
   const receivedLive = (): number => devices.reduce((sum, device) => sum + device.seqs().size, 0)
   await waitFor(() => receivedLive() >= 50, 10_000, 'traffic to flow before the kill')
 
@@ -73,10 +78,16 @@ test('a master killed during user traffic between two nodes: its replica takes o
 
   // Delivery resumes on the open connections: messages accepted from now on arrive live, for every user.
   const resumeFrom = new Map(users.map((user) => [user, accepted.get(user)?.length ?? 0]))
-  await waitFor(() => devices.every((device) => {
+  const notResumed = (): string[] => devices.flatMap((device) => {
     const later = accepted.get(device.user)?.slice(resumeFrom.get(device.user)) ?? []
     return later.length >= 2 && later.every((seq) => device.seqs().has(seq))
-  }), 20_000, 'live delivery to resume for every user')
+      ? []
+      : [`${device.user} (${later.length} accepted since, missing ${later.filter((seq) => !device.seqs().has(seq)).join(' ') || 'none'})`]
+  })
+  await waitFor(() => notResumed().length === 0, 20_000, 'live delivery to resume for every user').catch((err: Error) => {
+    // Which users, and what each router reports, say where a resumption stalled.
+    throw new Error(`${err.message}: not resumed for ${notResumed().join(', ')}; router A ${JSON.stringify(a.app.wsc.routerStatus())}, router B ${JSON.stringify(b.app.wsc.routerStatus())}; refused so far ${JSON.stringify([...refused])}`)
+  })
   const resumedMs = performance.now() - killedAt
   await waitFor(() => a.app.wsc.routerStatus().up && b.app.wsc.routerStatus().up, 10_000, 'both routers to report up (a probe round on every shard)')
   traffic.sending = false
